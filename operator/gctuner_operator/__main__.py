@@ -1,0 +1,33 @@
+"""``gctuner-operator``: run the operator (kopf) against the current kubeconfig."""
+
+from __future__ import annotations
+
+import argparse
+
+import kopf
+
+from . import handlers  # noqa: F401  (registers the handlers)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="gctuner-operator", description=__doc__)
+    parser.add_argument("-n", "--namespace", action="append", default=[],
+                        help="watch only this namespace (repeatable); default: all namespaces")
+    parser.add_argument("--liveness", metavar="URL", default=None,
+                        help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--peering", metavar="NAME", default=None,
+                        help="coordinate with other replicas through this KopfPeering (default: standalone)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    args = parser.parse_args()
+    kopf.configure(verbose=args.verbose)
+    kopf.run(
+        clusterwide=not args.namespace,
+        namespaces=args.namespace,
+        liveness_endpoint=args.liveness,
+        standalone=args.peering is None,
+        peering_name=args.peering,
+    )
+
+
+if __name__ == "__main__":
+    main()

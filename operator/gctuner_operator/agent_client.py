@@ -1,0 +1,93 @@
+"""Talking to the agent's /tune_gc endpoint in a pod, and nothing else.
+
+Every failure is translated here, at the boundary, into one ``AgentError``
+with a short ``reason`` (it lands in ``status.failures`` and Events) and a
+message a person reads.  The token is sent, never logged nor put in a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import aiohttp
+
+from gctuner.settings import Settings
+
+from .views import Endpoint
+
+
+class AgentError(Exception):
+    """A push, read or restore that did not succeed."""
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(f"{reason}: {message}")
+        self.reason = reason
+        self.message = message
+
+
+class AgentClient:
+    """One aiohttp session for all pods, with a bounded connection pool."""
+
+    def __init__(self, timeout: float, max_parallel: int) -> None:
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=max_parallel, force_close=True),
+            timeout=self._timeout,
+        )
+
+    async def close(self) -> None:
+        await self._session.close()
+
+    async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None) -> dict[str, Any]:
+        """POST the settings; succeed only when every process of the pod applied them."""
+        answer = await self._call("POST", ip, endpoint, token, settings.to_json())
+        return _all_processes(answer)
+
+    async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
+        """DELETE: every process back to its own startup defaults."""
+        return _all_processes(await self._call("DELETE", ip, endpoint, token))
+
+    async def read(self, ip: str, endpoint: Endpoint) -> dict[str, Any]:
+        """GET the live state of every process of the pod."""
+        return await self._call("GET", ip, endpoint, None)
+
+    async def _call(
+        self, method: str, ip: str, endpoint: Endpoint, token: str | None, body: Any = None
+    ) -> dict[str, Any]:
+        url = f"http://{ip}:{endpoint.port}{endpoint.path}"
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            async with self._session.request(method, url, json=body, headers=headers) as response:
+                try:
+                    answer = await response.json(content_type=None)
+                except ValueError:
+                    answer = None
+                if response.status >= 400:
+                    raise AgentError(_reason(response.status), _message(response.status, answer))
+        except asyncio.TimeoutError:
+            raise AgentError("Timeout", f"no answer from {url} within {self._timeout.total:g}s") from None
+        except aiohttp.ClientConnectionError as exc:
+            raise AgentError("Unreachable", f"{url}: {exc.__class__.__name__}: {exc}") from None
+        if not isinstance(answer, dict):
+            raise AgentError("BadAnswer", f"{url} did not answer with a JSON object")
+        return answer
+
+
+def _all_processes(answer: dict[str, Any]) -> dict[str, Any]:
+    processes = answer.get("processes") or {}
+    applied, total = processes.get("applied"), processes.get("total")
+    if not isinstance(applied, int) or not isinstance(total, int) or applied < total:
+        raise AgentError("NotApplied", f"{applied} of {total} processes applied the settings in time")
+    return answer
+
+
+def _reason(status: int) -> str:
+    if status in (401, 403):
+        return "Unauthorized"
+    return "Rejected" if status < 500 else "AgentError"
+
+
+def _message(status: int, answer: Any) -> str:
+    detail = answer.get("message") if isinstance(answer, dict) else None
+    return f"HTTP {status}: {detail or 'no message'}"[:1000]

@@ -1,0 +1,87 @@
+"""Every kopf registration of the operator, in one place; each a line or two.
+
+The logic lives in plain modules (``reconciler``, ``status``, ``views``) that
+tests use without kopf.  kopf gives us the watches, the in-memory indexes,
+the finalizer, Events, peering and the liveness probe.  Its indexes matter
+for correctness: kopf runs no handler until every index is fully listed, so
+after a restart no pod is judged before every policy is known.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import kopf
+
+from .agent_client import AgentClient
+from .config import OperatorConfig
+from .kube import Kube, connect
+from .reconciler import Reconciler
+from .views import ENABLED_LABEL, GROUP, PLURAL, VERSION, PodView, PolicyView
+
+
+@kopf.on.startup()
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: kopf.Index,
+                optedin_pods: kopf.Index, **_: Any) -> None:
+    configure(settings)
+    config = OperatorConfig.from_env()
+    memo.reconciler = Reconciler(
+        policies=gcpolicies,
+        pods=optedin_pods,
+        agent=AgentClient(config.push_timeout, config.max_parallel),
+        kube=Kube(await connect()),
+        config=config,
+        post_event=post_event,
+    )
+    memo.reconciler.start()
+
+
+@kopf.on.cleanup()
+async def stop(memo: kopf.Memo, **_: Any) -> None:
+    await memo.reconciler.close()
+
+
+@kopf.index(GROUP, VERSION, PLURAL)
+def gcpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[str, PolicyView]:
+    return {namespace: PolicyView.from_body(body)}
+
+
+@kopf.index("", "v1", "pods", labels={ENABLED_LABEL: "true"})
+def optedin_pods(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], PodView]:
+    return {(namespace, name): PodView.from_body(body)}
+
+
+@kopf.on.event(GROUP, VERSION, PLURAL)
+def policy_event(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.policy_changed(namespace)
+
+
+@kopf.on.delete(GROUP, VERSION, PLURAL)
+async def policy_deleted(namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+    """The finalizer: hand the policy's pods to the next winner or their defaults first."""
+    if not await memo.reconciler.release((namespace, name)):
+        logger.warning("some pods of %s still hold its settings; letting the deletion go on, retrying them", name)
+
+
+@kopf.on.event("", "v1", "pods")
+def pod_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
+    memo.reconciler.pod_changed((namespace, name))
+
+
+def post_event(policy: PolicyView, type_: str, reason: str, message: str) -> None:
+    ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GCPolicy",
+           "metadata": {"name": policy.name, "namespace": policy.namespace, "uid": policy.uid}}
+    kopf.event(ref, type=type_, reason=reason, message=message)
+
+
+def configure(settings: kopf.OperatorSettings) -> None:
+    """Our names on everything kopf stores, and no Event per handler run."""
+    settings.persistence.finalizer = f"{GROUP}/finalizer"
+    settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
+    settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
+        prefix=GROUP, key="last-handled-configuration"
+    )
+    settings.posting.level = logging.WARNING
+    settings.watching.server_timeout = 300
+    settings.watching.client_timeout = 330

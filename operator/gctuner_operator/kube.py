@@ -1,0 +1,81 @@
+"""The few writes and reads the reconciler makes to the Kubernetes API.
+
+kopf watches; these are the calls outside its handlers: a pod's
+``gctuner.dev/applied`` annotation, a policy's status, and the token Secrets.
+Errors are translated here: a pod or policy that vanished meanwhile is not an
+error (the watch will tell), anything else raises ``KubeError``.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+from typing import Any, Mapping
+
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.exceptions import ApiException
+
+from .views import APPLIED_ANNOTATION, GROUP, PLURAL, VERSION, SecretRef
+
+
+class KubeError(Exception):
+    """An API call failed for a reason other than the object being gone."""
+
+
+async def connect() -> client.ApiClient:
+    """In-cluster credentials in a pod, else the kubeconfig (as kopf does)."""
+    try:
+        config.load_incluster_config()
+    except config.ConfigException:
+        await config.load_kube_config()
+    return client.ApiClient()
+
+
+class Kube:
+    def __init__(self, api: client.ApiClient, secret_ttl: float = 30.0) -> None:
+        self._api = api
+        self._core = client.CoreV1Api(api)
+        self._custom = client.CustomObjectsApi(api)
+        self._secret_ttl = secret_ttl
+        self._secrets: dict[tuple[str, SecretRef], tuple[float, str]] = {}
+
+    async def close(self) -> None:
+        await self._api.close()
+
+    async def annotate_pod(self, namespace: str, name: str, applied: Mapping[str, Any] | None) -> None:
+        """Record what the pod was given (None removes the annotation)."""
+        value = json.dumps(applied, separators=(",", ":"), sort_keys=True) if applied else None
+        body = {"metadata": {"annotations": {APPLIED_ANNOTATION: value}}}
+        await self._call(self._core.patch_namespaced_pod, name, namespace, body)
+
+    async def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        await self._call(
+            self._custom.patch_namespaced_custom_object_status,
+            GROUP, VERSION, namespace, PLURAL, name, {"status": status},
+        )
+
+    async def token(self, namespace: str, ref: SecretRef) -> str:
+        """The bearer token from a Secret, cached briefly so a rollout reads it once."""
+        cached = self._secrets.get((namespace, ref))
+        if cached and time.monotonic() - cached[0] < self._secret_ttl:
+            return cached[1]
+        try:
+            secret = await self._core.read_namespaced_secret(ref.name, namespace)
+        except ApiException as exc:
+            raise KubeError(f"cannot read Secret {namespace}/{ref.name}: HTTP {exc.status} {exc.reason}") from None
+        data = (secret.data or {}).get(ref.key)
+        if data is None:
+            raise KubeError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+        token = base64.b64decode(data).decode().strip()
+        self._secrets[(namespace, ref)] = (time.monotonic(), token)
+        return token
+
+    @staticmethod
+    async def _call(method: Any, *args: Any) -> None:
+        try:
+            await method(*args)
+        except ApiException as exc:
+            if exc.status == 404:
+                return  # deleted meanwhile: the watch brings the news
+            raise KubeError(f"{method.__name__}: HTTP {exc.status} {exc.reason}") from None

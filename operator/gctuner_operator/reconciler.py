@@ -1,0 +1,270 @@
+"""Converge every opted-in pod on its winning policy's settings.
+
+Level-triggered: whatever happened (a policy changed, a pod became ready,
+a container restarted, a periodic check), the pod's key is queued and one
+``reconcile_pod`` compares what the pod should have with what it has, then
+pushes only if they differ.  What it has is known from our own last outcome,
+else (after an operator restart) from the pod's ``gctuner.dev/applied``
+annotation confirmed by a live read: trusted when verified, never assumed.
+
+Inputs are kopf's in-memory indexes (``policies`` keyed by namespace,
+``pods`` keyed by (namespace, name)); plain dicts of sets in tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any, Awaitable, Callable, Collection, Mapping
+
+from gctuner.settings import Settings
+
+from . import status as status_mod
+from .agent_client import AgentClient, AgentError
+from .config import OperatorConfig
+from .kube import Kube, KubeError
+from .status import Outcome, now_rfc3339
+from .views import Endpoint, Key, PodView, PolicyView, winner
+from .workqueue import WorkQueue
+
+logger = logging.getLogger(__name__)
+
+EventPoster = Callable[[PolicyView, str, str, str], None]  # policy, type, reason, message
+
+
+class Reconciler:
+    def __init__(
+        self,
+        policies: Mapping[str, Collection[PolicyView]],
+        pods: Mapping[Key, Collection[PodView]],
+        agent: AgentClient,
+        kube: Kube,
+        config: OperatorConfig,
+        post_event: EventPoster,
+    ) -> None:
+        self._policies = policies
+        self._pods = pods
+        self._agent = agent
+        self._kube = kube
+        self._config = config
+        self._post_event = post_event
+        self._queue = WorkQueue(self.reconcile_pod, config.max_parallel)
+        self.outcomes: dict[Key, Outcome] = {}
+        self._seen: dict[Key, tuple[Any, ...]] = {}
+        self._governor: dict[Key, PolicyView] = {}  # who governed a pod last: its endpoint and token
+        self._dirty: set[str] = set()  # namespaces whose policy status may have changed
+        self._written: dict[Key, Any] = {}
+        self._announced: dict[Key, tuple[Any, ...]] = {}
+        self._tasks: list[asyncio.Task[None]] = []
+
+    # --- lifecycle -------------------------------------------------------------
+
+    def start(self) -> None:
+        self._queue.start()
+        self._tasks = [
+            asyncio.create_task(self._status_loop()),
+            asyncio.create_task(self._verify_loop()),
+        ]
+
+    async def close(self) -> None:
+        """Stop the workers and loops, then the clients they use."""
+        await self._queue.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._agent.close()
+        await self._kube.close()
+
+    # --- what the kopf handlers call ---------------------------------------------
+
+    def policy_changed(self, namespace: str) -> None:
+        """A policy of ``namespace`` changed: every opted-in pod there may have a new winner."""
+        self._dirty.add(namespace)
+        for key in list(self._pods):
+            if key[0] == namespace:
+                self._queue.add(key)
+
+    def pod_changed(self, key: Key) -> None:
+        """A pod event: queue the pod if something that matters to us changed."""
+        pod = self._pod(key)
+        previous = self._seen.pop(key, None)
+        if pod is None:
+            if previous is not None:  # deleted or opted out: forget it
+                self._queue.add(key)
+            return
+        labels = tuple(sorted(pod.labels.items()))
+        fingerprint = (pod.ip, pod.ready, labels, pod.port, pod.path, pod.restarts)
+        self._seen[key] = fingerprint
+        if fingerprint != previous:
+            restarted = previous is not None and previous[-1] != pod.restarts
+            self._queue.add(key, verify=restarted)  # a restarted process is back on its defaults
+
+    async def release(self, policy: Key) -> bool:
+        """Wait until no pod holds ``policy``'s settings any more (finalizer)."""
+        self.policy_changed(policy[0])
+        deadline = asyncio.get_running_loop().time() + self._config.release_timeout
+        while asyncio.get_running_loop().time() < deadline:
+            if not any(o.policy == policy for o in self.outcomes.values()) and self._queue.idle():
+                return True
+            await asyncio.sleep(0.1)
+        return False
+
+    # --- one pod -----------------------------------------------------------------
+
+    def _pod(self, key: Key) -> PodView | None:
+        return next(iter(self._pods.get(key) or ()), None)
+
+    def _in_namespace(self, namespace: str) -> Collection[PolicyView]:
+        return self._policies.get(namespace) or ()
+
+    async def reconcile_pod(self, key: Key, verify: bool) -> None:
+        pod = self._pod(key)
+        self._dirty.add(key[0])
+        if pod is None:  # deleted or opted out and gone
+            self.outcomes.pop(key, None)
+            self._governor.pop(key, None)
+            return
+        policy = winner(self._in_namespace(key[0]), pod)
+        if policy is not None:
+            self._governor[key] = policy
+        if not pod.reachable:
+            return  # queued again by the event that makes it ready
+        known = self.outcomes.get(key)
+        want = policy.settings if policy else None
+        if policy is None and known is None and pod.applied is None:
+            return  # never governed by us: leave it alone
+        try:
+            if not await self._in_place(pod, policy, known, verify):
+                await self._push(pod, policy)
+            record = applied_record(policy)
+            if not same_record(pod.applied, record):
+                await self._kube.annotate_pod(pod.namespace, pod.name, record)
+        except (AgentError, KubeError) as exc:
+            self._failed(pod, policy, known, exc)
+            return
+        if known is None or not known.ok or known.settings != want:
+            logger.info("pod %s/%s: %s", *key, describe(policy))
+        self.outcomes[key] = Outcome(policy.key if policy else None, policy.generation if policy else 0, want, ok=True)
+
+    async def _in_place(self, pod: PodView, policy: PolicyView | None, known: Outcome | None, verify: bool) -> bool:
+        want = policy.settings if policy else None
+        if known is not None and known.ok and known.settings == want and not verify:
+            return True
+        if known is None and not verify and not same_settings(pod.applied, want):
+            return False  # the annotation already says it differs: no need to read first
+        try:
+            live = await self._agent.read(pod.ip or "", pod.endpoint(self._endpoint(pod, policy)))
+        except AgentError:
+            return False
+        return live_matches(live, want)
+
+    async def _push(self, pod: PodView, policy: PolicyView | None) -> None:
+        governor = policy or self._governor.get(pod.key)
+        token = self._config.token
+        if governor is not None and governor.token_ref is not None:
+            token = await self._kube.token(pod.namespace, governor.token_ref)
+        endpoint = pod.endpoint(self._endpoint(pod, policy))
+        if policy is None:
+            await self._agent.restore(pod.ip or "", endpoint, token)
+        else:
+            await self._agent.push(pod.ip or "", endpoint, policy.settings, token)
+
+    def _endpoint(self, pod: PodView, policy: PolicyView | None) -> Endpoint:
+        governor = policy or self._governor.get(pod.key)
+        return governor.endpoint if governor else Endpoint()
+
+    def _failed(self, pod: PodView, policy: PolicyView | None, known: Outcome | None, exc: Exception) -> None:
+        reason, message = (exc.reason, exc.message) if isinstance(exc, AgentError) else ("APIError", str(exc))
+        wanted = policy.key if policy else None
+        continuing = known is not None and not known.ok and known.policy == wanted
+        attempts = known.attempts + 1 if continuing else 1
+        since = known.since if continuing and known else now_rfc3339()
+        self.outcomes[pod.key] = Outcome(
+            wanted, policy.generation if policy else 0, policy.settings if policy else None,
+            ok=False, reason=reason, message=message, since=since, attempts=attempts,
+        )
+        delay = min(self._config.retry_max, self._config.retry_base * 2 ** (attempts - 1))
+        logger.warning("pod %s/%s: %s failed (%s: %s); retry in %.0fs", pod.namespace, pod.name, describe(policy), reason, message, delay)
+        self._queue.add_after(pod.key, delay)
+
+    # --- periodic work -----------------------------------------------------------------
+
+    async def _verify_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.verify_interval)
+            for key in list(self._pods):
+                self._queue.add(key, verify=True)
+
+    async def _status_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self._config.status_interval)
+            dirty, self._dirty = self._dirty, set()
+            for namespace in dirty:
+                try:
+                    await self._write_statuses(namespace)
+                except KubeError as exc:
+                    logger.warning("writing status in %s failed: %s; will retry", namespace, exc)
+                    self._dirty.add(namespace)
+
+    async def _write_statuses(self, namespace: str) -> None:
+        policies = [p for p in self._in_namespace(namespace) if not p.deleting]
+        pods = [pod for key, store in list(self._pods.items()) if key[0] == namespace for pod in store]
+        for policy in policies:
+            new = status_mod.compute(policy, policies, pods, self.outcomes)
+            comparable = {k: v for k, v in new.items() if k != "conditions"}, [
+                {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in new["conditions"]
+            ]
+            if self._written.get(policy.key) == comparable:
+                continue
+            await self._kube.patch_policy_status(namespace, policy.name, new)
+            self._written[policy.key] = comparable
+            self._announce(policy, new["conditions"][0])
+
+    def _announce(self, policy: PolicyView, ready: Mapping[str, Any]) -> None:
+        """One Event per rollout outcome (per generation and state), never one per pod."""
+        mark = (policy.generation, ready["status"], ready["reason"])
+        if self._announced.get(policy.key) == mark or ready["reason"] == "Progressing":
+            return
+        self._announced[policy.key] = mark
+        kind = "Normal" if ready["status"] == "True" else "Warning"
+        self._post_event(policy, kind, ready["reason"], f"{describe(policy)}: {ready['message']}")
+
+
+def describe(policy: PolicyView | None) -> str:
+    if policy is None:
+        return "startup defaults restored"
+    freeze = " + freeze" if policy.settings.freeze else ""
+    return f"thresholds {list(policy.settings.thresholds)}{freeze} from {policy.name} (generation {policy.generation})"
+
+
+def applied_record(policy: PolicyView | None) -> dict[str, Any] | None:
+    """The ``gctuner.dev/applied`` annotation: which policy, generation and settings."""
+    if policy is None:
+        return None
+    return {"policy": policy.name, "generation": policy.generation, "settings": policy.settings.to_json(), "time": now_rfc3339()}
+
+
+def same_record(current: Mapping[str, Any] | None, wanted: Mapping[str, Any] | None) -> bool:
+    """Equal but for the time: a re-verified pod is not re-annotated."""
+    if current is None or wanted is None:
+        return current is wanted
+    return all(current.get(k) == wanted[k] for k in ("policy", "generation", "settings"))
+
+
+def same_settings(applied: Mapping[str, Any] | None, want: Settings | None) -> bool:
+    if applied is None or want is None:
+        return applied is None and want is None
+    return applied.get("settings") == want.to_json()
+
+
+def live_matches(live: Mapping[str, Any], want: Settings | None) -> bool:
+    """Every live process of the pod follows ``want`` (None: its startup defaults)."""
+    if not live.get("in_sync"):
+        return False
+    desired = live.get("desired")
+    if want is None:
+        return desired is None
+    if desired != want.to_json():
+        return False
+    n = len(want.thresholds)
+    return all(list(p.get("thresholds", []))[:n] == list(want.thresholds) for p in live.get("processes", []))
