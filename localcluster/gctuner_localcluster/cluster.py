@@ -26,6 +26,13 @@ NODE_NAME = "local"
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
+class KubectlError(subprocess.CalledProcessError):
+    """kubectl failed; the message carries what kubectl said."""
+
+    def __str__(self) -> str:
+        return f"kubectl {' '.join(self.cmd[2:])} failed (exit {self.returncode}): {self.stderr.strip()}"
+
+
 class LocalCluster:
     """A real control plane plus a local kubelet, on loopback."""
 
@@ -121,7 +128,7 @@ class LocalCluster:
             input=input, capture_output=True, text=True, timeout=120,
         )
         if check and proc.returncode != 0:
-            raise subprocess.CalledProcessError(proc.returncode, proc.args, proc.stdout, proc.stderr)
+            raise KubectlError(proc.returncode, proc.args, proc.stdout, proc.stderr)
         return proc
 
     def api_get(self, path: str) -> dict:

@@ -32,7 +32,6 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: ko
         agent=AgentClient(config.push_timeout, config.max_parallel),
         kube=Kube(await connect()),
         config=config,
-        post_event=post_event,
     )
     memo.reconciler.start()
 
@@ -69,12 +68,6 @@ def pod_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.pod_changed((namespace, name))
 
 
-def post_event(policy: PolicyView, type_: str, reason: str, message: str) -> None:
-    ref = {"apiVersion": f"{GROUP}/{VERSION}", "kind": "GCPolicy",
-           "metadata": {"name": policy.name, "namespace": policy.namespace, "uid": policy.uid}}
-    kopf.event(ref, type=type_, reason=reason, message=message)
-
-
 def configure(settings: kopf.OperatorSettings) -> None:
     """Our names on everything kopf stores, and no Event per handler run."""
     settings.persistence.finalizer = f"{GROUP}/finalizer"
@@ -83,5 +76,7 @@ def configure(settings: kopf.OperatorSettings) -> None:
         prefix=GROUP, key="last-handled-configuration"
     )
     settings.posting.level = logging.WARNING
+    # kopf logs every pod event handled; our own log says what happened to which pod.
+    logging.getLogger("kopf.objects").setLevel(logging.WARNING)
     settings.watching.server_timeout = 300
     settings.watching.client_timeout = 330

@@ -9,7 +9,9 @@ error (the watch will tell), anything else raises ``KubeError``.
 from __future__ import annotations
 
 import base64
+import datetime
 import json
+import socket
 import time
 from typing import Any, Mapping
 
@@ -55,6 +57,28 @@ class Kube:
             GROUP, VERSION, namespace, PLURAL, name, {"status": status},
         )
 
+    async def post_event(self, involved: Mapping[str, str], type_: str, reason: str, message: str) -> None:
+        """A core/v1 Event on a policy, as ``kubectl describe`` shows them.
+
+        Posted here rather than with ``kopf.event``: kopf's Event queue exists
+        only inside its per-object handler tasks, and rollouts finish in ours.
+        """
+        now = datetime.datetime.now(datetime.timezone.utc)
+        body = client.CoreV1Event(
+            metadata=client.V1ObjectMeta(generate_name=f"{involved['name']}.", namespace=involved["namespace"]),
+            involved_object=client.V1ObjectReference(
+                api_version=f"{GROUP}/{VERSION}", kind="GCPolicy", **involved
+            ),
+            type=type_, reason=reason, message=message[:1024], count=1,
+            first_timestamp=now, last_timestamp=now,
+            source=client.V1EventSource(component="gctuner-operator"),
+            reporting_component="gctuner.dev/operator", reporting_instance=socket.gethostname(),
+        )
+        try:
+            await self._core.create_namespaced_event(involved["namespace"], body)
+        except ApiException as exc:
+            raise KubeError(f"posting an Event: HTTP {exc.status} {exc.reason}") from None
+
     async def token(self, namespace: str, ref: SecretRef) -> str:
         """The bearer token from a Secret, cached briefly so a rollout reads it once."""
         cached = self._secrets.get((namespace, ref))
@@ -73,9 +97,11 @@ class Kube:
 
     @staticmethod
     async def _call(method: Any, *args: Any) -> None:
+        """A JSON merge patch: custom resources accept no strategic merge, and
+        ``null`` removes a key, which is how an annotation is dropped."""
         try:
-            await method(*args)
+            await method(*args, _content_type="application/merge-patch+json")
         except ApiException as exc:
             if exc.status == 404:
                 return  # deleted meanwhile: the watch brings the news
-            raise KubeError(f"{method.__name__}: HTTP {exc.status} {exc.reason}") from None
+            raise KubeError(f"{method.__name__}: HTTP {exc.status} {exc.reason}: {str(exc.body)[:300]}") from None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Awaitable, Callable, Collection, Mapping
+from typing import Any, Collection, Mapping
 
 from gctuner.settings import Settings
 
@@ -29,9 +29,6 @@ from .workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
 
-EventPoster = Callable[[PolicyView, str, str, str], None]  # policy, type, reason, message
-
-
 class Reconciler:
     def __init__(
         self,
@@ -40,14 +37,12 @@ class Reconciler:
         agent: AgentClient,
         kube: Kube,
         config: OperatorConfig,
-        post_event: EventPoster,
     ) -> None:
         self._policies = policies
         self._pods = pods
         self._agent = agent
         self._kube = kube
         self._config = config
-        self._post_event = post_event
         self._queue = WorkQueue(self.reconcile_pod, config.max_parallel)
         self.outcomes: dict[Key, Outcome] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
@@ -118,8 +113,13 @@ class Reconciler:
         return self._policies.get(namespace) or ()
 
     async def reconcile_pod(self, key: Key, verify: bool) -> None:
+        try:
+            await self._reconcile_pod(key, verify)
+        finally:
+            self._dirty.add(key[0])  # after the outcome is recorded: the status must count it
+
+    async def _reconcile_pod(self, key: Key, verify: bool) -> None:
         pod = self._pod(key)
-        self._dirty.add(key[0])
         if pod is None:  # deleted or opted out and gone
             self.outcomes.pop(key, None)
             self._governor.pop(key, None)
@@ -196,15 +196,22 @@ class Reconciler:
                 self._queue.add(key, verify=True)
 
     async def _status_loop(self) -> None:
+        """Write the status of changed policies, at most every ``status_interval``;
+        back off while the API server refuses or is away."""
+        delay = self._config.status_interval
         while True:
-            await asyncio.sleep(self._config.status_interval)
+            await asyncio.sleep(delay)
             dirty, self._dirty = self._dirty, set()
-            for namespace in dirty:
-                try:
+            try:
+                for namespace in dirty:
                     await self._write_statuses(namespace)
-                except KubeError as exc:
-                    logger.warning("writing status in %s failed: %s; will retry", namespace, exc)
-                    self._dirty.add(namespace)
+            except Exception as exc:  # KubeError, or a bug: never let status writing stop
+                self._dirty |= dirty
+                delay = min(self._config.retry_max, delay * 2)
+                log = logger.warning if isinstance(exc, KubeError) else logger.exception
+                log("writing policy status failed: %s; retrying in %.1fs", exc, delay)
+            else:
+                delay = self._config.status_interval
 
     async def _write_statuses(self, namespace: str) -> None:
         policies = [p for p in self._in_namespace(namespace) if not p.deleting]
@@ -218,16 +225,17 @@ class Reconciler:
                 continue
             await self._kube.patch_policy_status(namespace, policy.name, new)
             self._written[policy.key] = comparable
-            self._announce(policy, new["conditions"][0])
+            await self._announce(policy, new["conditions"][0])
 
-    def _announce(self, policy: PolicyView, ready: Mapping[str, Any]) -> None:
+    async def _announce(self, policy: PolicyView, ready: Mapping[str, Any]) -> None:
         """One Event per rollout outcome (per generation and state), never one per pod."""
         mark = (policy.generation, ready["status"], ready["reason"])
         if self._announced.get(policy.key) == mark or ready["reason"] == "Progressing":
             return
         self._announced[policy.key] = mark
         kind = "Normal" if ready["status"] == "True" else "Warning"
-        self._post_event(policy, kind, ready["reason"], f"{describe(policy)}: {ready['message']}")
+        involved = {"name": policy.name, "namespace": policy.namespace, "uid": policy.uid}
+        await self._kube.post_event(involved, kind, ready["reason"], f"{describe(policy)}: {ready['message']}")
 
 
 def describe(policy: PolicyView | None) -> str:

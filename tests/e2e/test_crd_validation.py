@@ -38,7 +38,7 @@ def test_invalid_policy_is_refused_with_a_readable_message(cluster: LocalCluster
 
 def test_zero_gen0_is_accepted_with_allow_disable(cluster: LocalCluster, namespace: str) -> None:
     spec = "{thresholds: [0], allowDisable: true}"
-    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=POLICY.format(name="off", spec=spec))
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=POLICY.format(name="disabled", spec=spec))
 
 
 def test_valid_policy_shows_its_numbers_and_defaults(cluster: LocalCluster, namespace: str) -> None:

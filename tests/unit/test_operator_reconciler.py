@@ -50,12 +50,16 @@ class FakeKube:
     def __init__(self) -> None:
         self.statuses: dict[str, dict[str, Any]] = {}
         self.annotations: dict[str, Any] = {}
+        self.events: list[tuple[str, str, str]] = []
 
     async def annotate_pod(self, namespace: str, name: str, applied: Any) -> None:
         self.annotations[name] = applied
 
     async def patch_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         self.statuses[name] = status
+
+    async def post_event(self, involved: Any, type_: str, reason: str, message: str) -> None:
+        self.events.append((involved["name"], type_, reason))
 
     async def token(self, namespace: str, ref: Any) -> str:
         return "t"
@@ -76,7 +80,7 @@ async def until(check: Any, timeout: float = 5.0) -> None:
 
 def make(pods: list[PodView], policies: list[PolicyView], agent: FakeAgent, kube: FakeKube) -> Reconciler:
     config = OperatorConfig(status_interval=0.01, retry_base=0.05, retry_max=0.1, verify_interval=3600)
-    rec = Reconciler({"shop": list(policies)}, {p.key: [p] for p in pods}, agent, kube, config, lambda *a: None)  # type: ignore[arg-type]
+    rec = Reconciler({"shop": list(policies)}, {p.key: [p] for p in pods}, agent, kube, config)  # type: ignore[arg-type]
     rec.start()
     return rec
 
@@ -115,4 +119,5 @@ async def test_an_unchanged_pod_is_not_pushed_again() -> None:
     await until(lambda: rec._queue.idle())
     assert agent.pushes == ["127.0.1.1"]
     assert kube.annotations["a"]["settings"]["thresholds"] == [50000, 20, 100]
+    assert kube.events == [("web", "Normal", "Applied")]  # one Event per rollout
     await rec.close()

@@ -1,0 +1,85 @@
+"""The agent's per-process pieces, made on first use and re-made after fork.
+
+A process has one collector, so it gets one :class:`GCRuntime` (whose startup
+defaults must be captured once, before anything is applied), one pause
+recorder (two would both run inside every collection) and one follower per
+state directory, however many apps or middlewares in it use the agent.
+
+A forked child (a gunicorn worker of a ``--preload`` master, a multiprocessing
+child) inherits the parent's objects but not its threads: an
+``os.register_at_fork`` hook, registered with the first follower, re-joins the
+shared state as the new process. Nothing happens at import time.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from pathlib import Path
+
+from .pauses import PauseRecorder
+from .runtime import GCRuntime
+from .shared import SharedState
+from .statedir import StateDir, default_state_dir
+
+log = logging.getLogger("gctuner")
+
+_lock = threading.RLock()
+_runtime: GCRuntime | None = None
+_recorder: PauseRecorder | None = None
+_members: dict[str, SharedState] = {}
+_fork_hook_registered = False
+
+
+def process_runtime() -> GCRuntime:
+    """This process's collector; its defaults are the thresholds at first call."""
+    global _runtime
+    with _lock:
+        if _runtime is None:
+            _runtime = GCRuntime()
+        return _runtime
+
+
+def process_recorder() -> PauseRecorder:
+    """This process's pause recorder, installed on first use."""
+    global _recorder
+    with _lock:
+        if _recorder is None:
+            _recorder = PauseRecorder()
+            _recorder.install()
+        return _recorder
+
+
+def follow(state_dir: str | os.PathLike[str] | None = None) -> SharedState:
+    """Make this process follow the shared state in ``state_dir``.
+
+    Applies the current desired state now and keeps following it in a daemon
+    thread; idempotent. ``None`` means :func:`default_state_dir`, created
+    private to this user. Raises ``OSError`` if the directory is unusable, so a
+    misconfiguration shows at start-up, not at the first POST.
+    """
+    global _fork_hook_registered
+    path = Path(state_dir) if state_dir is not None else default_state_dir()
+    with _lock:
+        key = os.path.abspath(path)
+        member = _members.get(key)
+        if member is None:
+            member = SharedState(
+                StateDir(path, private=state_dir is None), process_runtime()
+            )
+            _members[key] = member
+        if not _fork_hook_registered:
+            os.register_at_fork(after_in_child=_after_fork_in_child)
+            _fork_hook_registered = True
+        return member.start()
+
+
+def _after_fork_in_child() -> None:
+    global _lock
+    _lock = threading.RLock()  # another thread may have held it during fork
+    for member in _members.values():
+        try:
+            member.after_fork_in_child()
+        except OSError as error:
+            log.warning("gctuner: cannot follow %s after fork: %s", member.state_dir.path, error)

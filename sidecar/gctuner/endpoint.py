@@ -1,0 +1,197 @@
+"""The ``/tune_gc`` endpoint as a function from request data to response data.
+
+No web framework here: Flask, WSGI, ASGI and the sidecar server each wrap
+:class:`TuneEndpoint` in a few lines, so they cannot drift apart. The order of
+checks is fixed and cheap first: method (405), token (401/403/503), size (413),
+content type (415), JSON and settings (400). A refused request changes
+nothing; client mistakes are 4xx with a message saying what to do, never 500.
+
+GET needs no token: it is read-only, like ``/metrics``, and tells an operator
+what the processes really run.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import http
+import json
+from typing import Any, Mapping
+
+from . import agent
+from .auth import TokenCheck
+from .config import Config
+from .pauses import PauseRecorder
+from .settings import InvalidSettings, Settings, parse_settings
+from .shared import SharedState
+
+METHODS = ("GET", "POST", "DELETE")
+_EXAMPLE = '{"thresholds": [50000, 20, 100], "freeze": false}'
+
+
+def _lower(headers: Mapping[str, str]) -> dict[str, str]:
+    return {name.lower(): value for name, value in headers.items()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Request:
+    """One request: method, headers (looked up case-insensitively), body."""
+
+    method: str
+    headers: Mapping[str, str]
+    body: bytes = b""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "headers", _lower(self.headers))
+
+    def header(self, name: str) -> str | None:
+        return self.headers.get(name.lower())
+
+
+@dataclasses.dataclass(frozen=True)
+class Response:
+    """One answer, ready for any server: status, headers, JSON body."""
+
+    status: int
+    headers: list[tuple[str, str]]
+    body: bytes
+
+    @property
+    def status_line(self) -> str:
+        """``"200 OK"``, as WSGI's ``start_response`` wants it."""
+        return f"{self.status} {http.HTTPStatus(self.status).phrase}"
+
+
+def json_response(
+    status: int, data: dict[str, Any], headers: tuple[tuple[str, str], ...] = ()
+) -> Response:
+    body = json.dumps(data, separators=(",", ":")).encode()
+    return Response(
+        status,
+        [
+            ("Content-Type", "application/json"),
+            ("Content-Length", str(len(body))),
+            ("Cache-Control", "no-store"),
+            *headers,
+        ],
+        body,
+    )
+
+
+class TuneEndpoint:
+    """``GET``/``POST``/``DELETE`` on the collector settings of every process.
+
+    Constructing it makes this process follow the shared state (see
+    :func:`gctuner.agent.follow`); tests pass their own ``shared`` and
+    ``recorder`` instead.
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        shared: SharedState | None = None,
+        recorder: PauseRecorder | None = None,
+    ) -> None:
+        self.config = config if config is not None else Config.from_env()
+        self.shared = shared if shared is not None else agent.follow(self.config.state_dir)
+        if recorder is None and self.config.record_pauses:
+            recorder = agent.process_recorder()
+        self.recorder = recorder
+        self._tokens = TokenCheck(self.config)
+
+    def precheck(self, method: str, headers: Mapping[str, str]) -> Response | None:
+        """The refusal that needs no body, or None: lets an adapter refuse an
+        oversized or unauthorised request before reading a byte of its body."""
+        return self._refuse(method, _lower(headers))
+
+    def handle(self, request: Request) -> Response:
+        """Answer one request (re-runs :meth:`precheck`: calling it is optional)."""
+        refusal = self._refuse(request.method, request.headers)
+        if refusal is not None:
+            return refusal
+        try:
+            if request.method == "GET":
+                return self._get()
+            if request.method == "DELETE":
+                return self._changed(None, "restored to startup defaults")
+            if len(request.body) > self.config.max_body_bytes:
+                return self._too_large()
+            return self._post(request.body)
+        except OSError as error:  # the state directory, not the client
+            where = self.shared.state_dir.path
+            return json_response(
+                503, {"message": f"the shared state in {where} cannot be used: {error}"}
+            )
+
+    def _refuse(self, method: str, headers: Mapping[str, str]) -> Response | None:
+        if method not in METHODS:
+            return json_response(
+                405,
+                {"message": f"only {', '.join(METHODS)} are supported here"},
+                (("Allow", ", ".join(METHODS)),),
+            )
+        if method == "GET":
+            return None
+        refusal = self._tokens.check(headers.get("authorization"))
+        if refusal is not None:
+            challenge = (("WWW-Authenticate", "Bearer"),) if refusal.challenge else ()
+            return json_response(refusal.status, {"message": refusal.message}, challenge)
+        if method != "POST":
+            return None
+        length = _content_length(headers)
+        if length is None:
+            return json_response(400, {"message": "Content-Length must be a whole number"})
+        if length > self.config.max_body_bytes:
+            return self._too_large()
+        media_type = headers.get("content-type", "").split(";")[0].strip().lower()
+        if media_type != "application/json":
+            return json_response(
+                415, {"message": "send the settings as JSON with Content-Type: application/json"}
+            )
+        return None
+
+    def _too_large(self) -> Response:
+        limit = self.config.max_body_bytes
+        return json_response(
+            413, {"message": f"the body is larger than {limit} bytes; send {_EXAMPLE}"}
+        )
+
+    def _post(self, body: bytes) -> Response:
+        try:
+            payload = json.loads(body)
+        except (ValueError, RecursionError) as error:
+            return json_response(
+                400, {"message": f"the body is not valid JSON ({error}); send {_EXAMPLE}"}
+            )
+        try:
+            settings = parse_settings(payload)
+        except InvalidSettings as error:
+            return json_response(400, {"message": str(error)})
+        return self._changed(settings, "updated")
+
+    def _changed(self, settings: Settings | None, what: str) -> Response:
+        rollout = self.shared.publish(settings, self.config.apply_timeout)
+        data: dict[str, Any] = {
+            "message": f"Garbage collection thresholds {what}.",
+            "new_thresholds": list(self.shared.runtime.thresholds()),
+        }
+        if settings is not None:
+            data["freeze"] = settings.freeze
+        data["generation"] = rollout.generation
+        data["processes"] = rollout.to_json()
+        return json_response(200, data)
+
+    def _get(self) -> Response:
+        data = self.shared.runtime.snapshot()
+        data.update(self.shared.status())
+        data["pauses"] = None if self.recorder is None else self.recorder.snapshot()
+        return json_response(200, data)
+
+
+def _content_length(headers: Mapping[str, str]) -> int | None:
+    """The declared body size (0 if not declared), or None if it is garbage."""
+    try:
+        length = int(headers.get("content-length", "0"))
+    except ValueError:
+        return None
+    return length if length >= 0 else None

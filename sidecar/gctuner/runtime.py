@@ -1,0 +1,146 @@
+"""The interpreter's garbage collector, behind one small object.
+
+``GCRuntime`` is the only place that calls ``gc.set_threshold``, ``gc.freeze``
+and friends. The ``gc`` module is injected, so tests pass a fake instead of
+changing the collector of the test process.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import gc
+import os
+import sys
+import sysconfig
+from types import ModuleType
+from typing import Any, Sequence
+
+from .settings import Settings
+
+INCREMENTAL_RELEASES = ((3, 14, 0), (3, 14, 5))
+"""CPython releases whose default build runs the incremental collector: it
+shipped in 3.14.0 and was reverted to the generational one in 3.14.5 (as 3.13
+had done before its release)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Flavour:
+    """Which collector this interpreter runs, and which thresholds it honours.
+
+    Reported as data so that a client can tell "applied" from "has an effect":
+    a free-threaded build accepts three thresholds and uses one.
+    """
+
+    name: str
+    honoured: tuple[bool, bool, bool]
+    note: str
+
+    def to_json(self) -> dict[str, Any]:
+        return {"name": self.name, "honoured": list(self.honoured), "note": self.note}
+
+
+GENERATIONAL = Flavour(
+    "generational",
+    (True, True, True),
+    "three generations; every threshold is honoured",
+)
+INCREMENTAL = Flavour(
+    "incremental",
+    (True, True, False),
+    "young and old generation, the old one scanned in increments: threshold1 "
+    "sets how slowly the old generation is scanned, threshold2 is ignored",
+)
+FREE_THREADED = Flavour(
+    "free-threaded",
+    (True, False, False),
+    "free-threaded build, one non-generational collector: only threshold0 is "
+    "used, and it is scaled up with the heap size",
+)
+
+
+def detect_flavour(version_info: Sequence[Any], free_threaded: bool) -> Flavour:
+    """The collector of an interpreter of this version and build."""
+    if free_threaded:
+        return FREE_THREADED
+    first, after_last = INCREMENTAL_RELEASES
+    if first <= tuple(version_info[:3]) < after_last:
+        return INCREMENTAL
+    return GENERATIONAL
+
+
+def is_free_threaded() -> bool:
+    """True on a free-threaded build, whether or not the GIL was re-enabled.
+
+    The build decides the collector; ``PYTHON_GIL=1`` does not bring the
+    generational one back.
+    """
+    gil_enabled = getattr(sys, "_is_gil_enabled", lambda: True)
+    return bool(sysconfig.get_config_var("Py_GIL_DISABLED")) or not gil_enabled()
+
+
+class GCRuntime:
+    """Apply, restore and report the collector settings of this process.
+
+    The startup defaults are captured at construction, so build one early
+    (the process-wide one is made at the first use of the agent). They are the
+    process's own: 3.13 starts at (2000, 10, 10), older versions at (700, 10, 10),
+    and an app that set its own thresholds at import keeps those on restore.
+    """
+
+    def __init__(
+        self,
+        gc_module: ModuleType | Any = gc,
+        *,
+        version_info: Sequence[Any] = sys.version_info,
+        free_threaded: bool | None = None,
+    ) -> None:
+        self._gc = gc_module
+        self._python = ".".join(str(part) for part in version_info[:3])
+        if free_threaded is None:
+            free_threaded = is_free_threaded()
+        self.flavour = detect_flavour(version_info, free_threaded)
+        self.defaults: tuple[int, ...] = tuple(gc_module.get_threshold())
+        self._froze = False
+
+    def thresholds(self) -> tuple[int, ...]:
+        """The thresholds in force now (cheap: the follower polls it)."""
+        return tuple(self._gc.get_threshold())
+
+    def frozen(self) -> int:
+        """Objects in the permanent generation.
+
+        Not cheap on every version (CPython counts the list), so it is read
+        when something changed, never in a polling loop.
+        """
+        return int(self._gc.get_freeze_count())
+
+    def apply(self, settings: Settings) -> None:
+        """Set the thresholds (those left out keep their values), then freeze."""
+        self._gc.set_threshold(*settings.thresholds)
+        if settings.freeze:
+            self._gc.freeze()
+            self._froze = True
+
+    def restore(self) -> None:
+        """Back to the startup thresholds; unfreeze only what we froze.
+
+        ``gc.unfreeze`` cannot tell our freeze from the app's, so an app that
+        froze its own heap and never asked us to freeze keeps it frozen.
+        """
+        self._gc.set_threshold(*self.defaults)
+        if self._froze:
+            self._gc.unfreeze()
+            self._froze = False
+
+    def snapshot(self) -> dict[str, Any]:
+        """Everything a client needs to see what this process's collector does."""
+        return {
+            "pid": os.getpid(),
+            "python": self._python,
+            "flavour": self.flavour.to_json(),
+            "thresholds": list(self.thresholds()),
+            "defaults": list(self.defaults),
+            "counts": list(self._gc.get_count()),
+            "frozen": self.frozen(),
+            "stats": [dict(stats) for stats in self._gc.get_stats()],
+        }

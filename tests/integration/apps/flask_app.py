@@ -1,0 +1,26 @@
+"""A tiny Flask app using the agent, served by gunicorn in the integration tests.
+
+Configured by the environment (GCTUNER_TOKEN, GCTUNER_STATE_DIR), as in a pod.
+"""
+
+from __future__ import annotations
+
+import os
+
+from flask import Flask
+
+from gctuner.flask import GCTuner
+
+
+def create_app() -> Flask:
+    app = Flask(__name__)
+    GCTuner(app)
+
+    @app.get("/")
+    def index() -> dict[str, int]:
+        return {"pid": os.getpid()}
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,100 @@
+"""Shared helpers for the agent's unit tests: a fake gc module, polling, and
+follower processes. Not a test module (no ``test_`` prefix)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+FOLLOWER_SCRIPT = Path(__file__).with_name("agent_follower.py")
+
+
+class FakeGC:
+    """Stands in for the ``gc`` module: records what the agent asks of it."""
+
+    def __init__(self, thresholds: tuple[int, ...] = (700, 10, 10)) -> None:
+        self.thresholds = tuple(thresholds)
+        self.frozen = 0
+        self.callbacks: list[Callable[[str, dict[str, int]], None]] = []
+
+    def get_threshold(self) -> tuple[int, ...]:
+        return self.thresholds
+
+    def set_threshold(self, *values: int) -> None:
+        # like gc.set_threshold: the values left out keep their current ones
+        assert 1 <= len(values) <= 3
+        self.thresholds = tuple(values) + self.thresholds[len(values):]
+
+    def get_count(self) -> tuple[int, int, int]:
+        return (5, 1, 0)
+
+    def get_stats(self) -> list[dict[str, int]]:
+        return [{"collections": 3, "collected": 7, "uncollectable": 0}] * 3
+
+    def freeze(self) -> None:
+        self.frozen += 100
+
+    def unfreeze(self) -> None:
+        self.frozen = 0
+
+    def get_freeze_count(self) -> int:
+        return self.frozen
+
+
+def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
+    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
+        time.sleep(0.02)
+
+
+class Follower:
+    """A real Python process following a state directory (see agent_follower.py).
+
+    It prints one JSON line per process it runs (two with ``fork=True``), and
+    exits when its stdin closes.
+    """
+
+    def __init__(self, state_dir: Path, *, fork: bool = False) -> None:
+        command = [sys.executable, str(FOLLOWER_SCRIPT), str(state_dir)]
+        if fork:
+            command.append("--fork")
+        self.process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+        )
+        self.reports = [self._read_report() for _ in range(2 if fork else 1)]
+
+    def _read_report(self) -> dict[str, Any]:
+        assert self.process.stdout is not None
+        line = self.process.stdout.readline()  # the script prints at once or dies
+        if not line:
+            raise AssertionError(f"follower exited with {self.process.wait(5)}")
+        return json.loads(line)
+
+    @property
+    def pids(self) -> list[int]:
+        return [report["pid"] for report in self.reports]
+
+    def stop(self) -> None:
+        """Close stdin (the script's signal to exit), wait, kill on timeout."""
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.close()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait(5)
+        self.process.stdout.close()
+
+    def kill(self) -> None:
+        self.process.kill()
+        self.stop()

@@ -1,0 +1,123 @@
+"""The Flask extension, through Flask's test client."""
+
+from __future__ import annotations
+
+import gc
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+from flask import Flask
+
+from gctuner.endpoint import TuneEndpoint
+from gctuner.flask import EXTENSION, GCTuner
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "flask-test-token"
+AUTH = {"Authorization": f"Bearer {TOKEN}"}
+
+
+@pytest.fixture(autouse=True)
+def real_gc_restored() -> Iterator[None]:
+    """These tests drive the real collector of this process: put it back."""
+    before = gc.get_threshold()
+    yield
+    gc.set_threshold(*before)
+
+
+@pytest.fixture
+def make_app(tmp_path: Path) -> Iterator[Any]:
+    apps: list[Flask] = []
+
+    def make(tuner: GCTuner | None = None, **config: Any) -> Flask:
+        app = Flask(f"app{len(apps)}")
+        app.config.update(GCTUNER_TOKEN=TOKEN, GCTUNER_STATE_DIR=str(tmp_path / "state"), **config)
+        (tuner or GCTuner()).init_app(app)
+        apps.append(app)
+        return app
+
+    yield make
+    for app in apps:
+        app.extensions[EXTENSION].shared.stop()
+
+
+def test_post_get_delete(make_app: Any) -> None:
+    client = make_app().test_client()
+    response = client.post("/tune_gc", json={"thresholds": [50000, 20, 100]}, headers=AUTH)
+    assert response.status_code == 200
+    assert response.json["processes"] == {"applied": 1, "total": 1}
+    assert gc.get_threshold() == (50000, 20, 100)
+
+    status = client.get("/tune_gc").json
+    assert status["thresholds"] == [50000, 20, 100]
+    assert status["in_sync"] is True
+
+    response = client.delete("/tune_gc", headers=AUTH)
+    assert response.status_code == 200
+    assert response.json["new_thresholds"] == status["defaults"]
+
+
+@pytest.mark.parametrize(
+    ("method", "kwargs", "status"),
+    [
+        ("POST", {"json": {"thresholds": [-1, "a"]}, "headers": AUTH}, 400),
+        ("POST", {"json": {"thresholds": [1]}}, 401),
+        ("POST", {"data": b"{}", "headers": AUTH}, 415),
+        ("POST", {"data": b" " * 5000, "headers": {**AUTH, "Content-Type": "application/json"}}, 413),
+        ("PUT", {}, 405),
+        ("HEAD", {}, 405),
+        ("OPTIONS", {}, 405),
+        ("PROPFIND", {}, 405),
+    ],
+)
+def test_every_refusal_is_json(make_app: Any, method: str, kwargs: dict[str, Any], status: int) -> None:
+    before = gc.get_threshold()
+    response = make_app().test_client().open("/tune_gc", method=method, **kwargs)
+    assert response.status_code == status
+    assert response.content_type == "application/json"
+    if method != "HEAD":
+        assert response.json["message"]
+    assert gc.get_threshold() == before
+
+
+def test_init_app_twice_is_refused(make_app: Any) -> None:
+    tuner = GCTuner()
+    app = make_app(tuner)
+    with pytest.raises(RuntimeError, match="already registered on the app 'app0'"):
+        tuner.init_app(app)
+
+
+def test_one_extension_serves_an_app_factory(make_app: Any) -> None:
+    tuner = GCTuner()
+    first, second = make_app(tuner), make_app(tuner, GCTUNER_PATH="/admin/gc")
+    assert isinstance(first.extensions[EXTENSION], TuneEndpoint)
+    assert first.extensions[EXTENSION] is not second.extensions[EXTENSION]
+    assert not hasattr(tuner, "endpoint")
+    assert first.test_client().get("/tune_gc").status_code == 200
+    assert second.test_client().get("/admin/gc").status_code == 200
+    assert second.test_client().get("/tune_gc").status_code == 404
+
+
+def test_options_beat_app_config_which_beats_the_environment(
+    make_app: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("GCTUNER_APPLY_TIMEOUT", "7")
+    monkeypatch.setenv("GCTUNER_MAX_BODY_BYTES", "100")
+    app = make_app(GCTuner(max_body_bytes=200), GCTUNER_MAX_BODY_BYTES=150)
+    config = app.extensions[EXTENSION].config
+    assert (config.apply_timeout, config.max_body_bytes, config.token) == (7.0, 200, TOKEN)
+    assert app.config["GCTUNER_APPLY_TIMEOUT"] == 7.0
+
+
+def test_unknown_options_are_refused() -> None:
+    with pytest.raises(TypeError, match="unknown GCTuner option 'tokn'"):
+        GCTuner(tokn="x")
+
+
+def test_importing_gctuner_does_not_import_flask() -> None:
+    code = "import sys, gctuner; print([m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')])"
+    output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
+    assert output.stdout.strip() == "[]"
