@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	@echo "==> creating $(VENV) and installing gctuner with its dev tools"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip
-	@$(BIN)/pip install --quiet --editable '.[dev]'
+	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]'
 	@touch $@
 
 venv: $(STAMP)  ## create the virtualenv and install everything

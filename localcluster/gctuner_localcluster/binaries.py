@@ -92,7 +92,7 @@ def ensure(explicit: Path | None = None, log=print) -> Assets:
 
 
 def _go() -> str:
-    go = shutil.which("go")
+    go = shutil.which("go") or shutil.which("go", path="/usr/local/go/bin")
     if go is None:
         raise BinariesError(
             "the Go toolchain is needed to build kube-apiserver, kubectl and etcd "
@@ -163,7 +163,7 @@ def _version_ldflags() -> str:
 def _build_kubernetes(go: str, out: Path, log) -> None:
     work = Path(tempfile.mkdtemp(prefix="gctuner-k8s-build-"))
     try:
-        log(f"[1/3] resolving k8s.io/kubernetes v{K8S_VERSION} and its staging modules")
+        log(f"[1/3] downloading k8s.io/kubernetes v{K8S_VERSION} and its dependencies (about 150 MB the first time)")
         (work / "go.mod").write_text(
             "module gctuner.local/k8sbuild\n\ngo 1.26\n\n"
             f"require k8s.io/kubernetes v{K8S_VERSION}\n\n"

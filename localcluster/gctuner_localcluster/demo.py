@@ -81,7 +81,7 @@ def run() -> int:
             wait_applied(cluster, want=2)
             step(f"applied to both opted-in pods in {time.monotonic() - started:.1f}s")
             show(cluster)
-            print(TRY_THIS.format(kubeconfig=cluster.kubeconfig, logs=WORKDIR / "logs"), flush=True)
+            print(TRY_THIS.format(kubeconfig=cluster.kubeconfig, bin=cluster.assets.folder, logs=WORKDIR / "logs"), flush=True)
             stop.wait()
             step("stopping the operator and the cluster")
         finally:
@@ -92,7 +92,7 @@ def run() -> int:
 TRY_THIS = """\
 The demo keeps running. In another terminal, try:
 
-  export KUBECONFIG={kubeconfig}
+  export KUBECONFIG={kubeconfig} PATH={bin}:$PATH
   kubectl get gcpol web -w                                   # watch the rollout
   kubectl patch gcpol web --type=merge -p '{{"spec":{{"thresholds":[100000,50,200]}}}}'
   kubectl describe gcpol web                                 # conditions and events
