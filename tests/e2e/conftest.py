@@ -7,25 +7,16 @@ Nothing here skips: if the Kubernetes binaries are missing they are built
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 import uuid
 from typing import Iterator
 
 import pytest
 
-from gctuner_localcluster import binaries
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 
 CRD = REPO_ROOT / "crds" / "gcpolicies.gctuner.dev.yaml"
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
-
-
-def pytest_report_header(config: pytest.Config) -> str:
-    assets = binaries.ensure(log=lambda m: print(m, file=sys.stderr, flush=True))
-    version = subprocess.run([str(assets.path("kube-apiserver")), "--version"], capture_output=True, text=True).stdout.strip()
-    return f"e2e control plane: {version} (kube-apiserver, etcd, kubectl from {assets.folder}, found via {assets.source})"
 
 
 @pytest.fixture(scope="session")
