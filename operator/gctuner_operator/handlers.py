@@ -64,8 +64,9 @@ async def policy_deleted(namespace: str, name: str, memo: kopf.Memo, logger: log
 
 
 @kopf.on.event("", "v1", "pods")
-def pod_event(namespace: str, name: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.pod_changed((namespace, name))
+def pod_event(type: str, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+    """Every pod, not only opted-in ones: a pod that loses the label must get its defaults back."""
+    memo.reconciler.pod_changed((namespace, name), None if type == "DELETED" else body)
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

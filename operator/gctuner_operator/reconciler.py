@@ -47,6 +47,8 @@ class Reconciler:
         self.outcomes: dict[Key, Outcome] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
         self._governor: dict[Key, PolicyView] = {}  # who governed a pod last: its endpoint and token
+        self._leaving: dict[Key, PodView] = {}  # opted out (label removed) but still running
+        self._annotated: dict[Key, Mapping[str, Any] | None] = {}  # our last gctuner.dev/applied write
         self._dirty: set[str] = set()  # namespaces whose policy status may have changed
         self._written: dict[Key, Any] = {}
         self._announced: dict[Key, tuple[Any, ...]] = {}
@@ -79,14 +81,21 @@ class Reconciler:
             if key[0] == namespace:
                 self._queue.add(key)
 
-    def pod_changed(self, key: Key) -> None:
-        """A pod event: queue the pod if something that matters to us changed."""
+    def pod_changed(self, key: Key, body: Mapping[str, Any] | None) -> None:
+        """A pod event (``body`` None: deleted): queue the pod if something that matters changed.
+
+        Called for every pod event, opted in or not, so the common case (a pod
+        we never touched) must cost a dict lookup and nothing more.
+        """
         pod = self._pod(key)
         previous = self._seen.pop(key, None)
         if pod is None:
-            if previous is not None:  # deleted or opted out: forget it
+            if previous is not None or key in self.outcomes:
+                if body is not None:  # alive but opted out: hand it back its defaults
+                    self._leaving[key] = PodView.from_body(body)
                 self._queue.add(key)
             return
+        self._leaving.pop(key, None)
         labels = tuple(sorted(pod.labels.items()))
         fingerprint = (pod.ip, pod.ready, labels, pod.port, pod.path, pod.restarts)
         self._seen[key] = fingerprint
@@ -120,9 +129,12 @@ class Reconciler:
 
     async def _reconcile_pod(self, key: Key, verify: bool) -> None:
         pod = self._pod(key)
-        if pod is None:  # deleted or opted out and gone
-            self.outcomes.pop(key, None)
-            self._governor.pop(key, None)
+        if pod is None and key in self._leaving:
+            await self._release_opted_out(self._leaving[key])
+            return
+        if pod is None:  # deleted
+            for table in (self.outcomes, self._governor, self._annotated):
+                table.pop(key, None)
             return
         policy = winner(self._in_namespace(key[0]), pod)
         if policy is not None:
@@ -137,14 +149,29 @@ class Reconciler:
             if not await self._in_place(pod, policy, known, verify):
                 await self._push(pod, policy)
             record = applied_record(policy)
-            if not same_record(pod.applied, record):
+            # What we wrote last is fresher than the index's copy, which lags our own patches.
+            if not same_record(self._annotated.get(key, pod.applied), record):
                 await self._kube.annotate_pod(pod.namespace, pod.name, record)
+                self._annotated[key] = record
         except (AgentError, KubeError) as exc:
             self._failed(pod, policy, known, exc)
             return
         if known is None or not known.ok or known.settings != want:
             logger.info("pod %s/%s: %s", *key, describe(policy))
         self.outcomes[key] = Outcome(policy.key if policy else None, policy.generation if policy else 0, want, ok=True)
+
+    async def _release_opted_out(self, pod: PodView) -> None:
+        """The opt-in label is gone: startup defaults back, annotation removed, forgotten."""
+        try:
+            if pod.reachable:
+                await self._push(pod, None)
+            await self._kube.annotate_pod(pod.namespace, pod.name, None)
+        except (AgentError, KubeError) as exc:
+            self._failed(pod, None, self.outcomes.get(pod.key), exc)
+            return
+        logger.info("pod %s/%s opted out: startup defaults restored", pod.namespace, pod.name)
+        for table in (self.outcomes, self._governor, self._leaving, self._annotated):
+            table.pop(pod.key, None)
 
     async def _in_place(self, pod: PodView, policy: PolicyView | None, known: Outcome | None, verify: bool) -> bool:
         want = policy.settings if policy else None

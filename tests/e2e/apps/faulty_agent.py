@@ -1,0 +1,32 @@
+"""A pod whose /tune_gc misbehaves on purpose: the faults the operator must survive.
+
+``python faulty_agent.py MODE`` serves on $POD_IP:5000; ``/`` is always 200
+(the pod is Ready), ``/tune_gc`` answers per MODE: ``hang`` (no answer for
+60 s), ``500`` (a server error).  For "connection refused", point the pod's
+``gctuner.dev/port`` annotation at a port nothing listens on.
+"""
+
+import http.server
+import os
+import sys
+import time
+
+MODE = sys.argv[1]
+
+
+class Handler(http.server.BaseHTTPRequestHandler):
+    def _answer(self) -> None:
+        if self.path == "/tune_gc" and MODE == "hang":
+            time.sleep(60)
+        status = 500 if self.path == "/tune_gc" and MODE == "500" else 200
+        body = b'{"message": "injected failure"}' if status == 500 else b"{}"
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    do_GET = do_POST = do_DELETE = _answer
+
+
+http.server.ThreadingHTTPServer((os.environ["POD_IP"], 5000), Handler).serve_forever()
