@@ -54,6 +54,7 @@ class Kubelet:
         self._timing = timing
         self._ips = ips
         self._workers: dict[str, PodWorker] = {}  # by uid: a re-created pod of the same name is another pod
+        self._object_cache: dict[tuple[str, str, str], dict[str, str] | None] = {}
         self._statuses = StatusManager(api, self._workers)
         self._deleting: set[str] = set()
         self._tasks: set[asyncio.Task] = set()
@@ -185,14 +186,22 @@ class Kubelet:
             self._deleting.discard(meta["uid"])
 
     async def _read_object(self, kind: str, namespace: str, name: str) -> dict[str, str] | None:
-        """A Secret's or ConfigMap's data for a container's env; None if it does not exist."""
+        """A Secret's or ConfigMap's data for a container's env; None if it does not exist.
+
+        The last value read is kept, as a real kubelet's secret manager does, so
+        a container restarting while the API server is away still starts.
+        """
+        key = (kind, namespace, name)
         try:
             obj = await self._api.request("GET", f"/api/v1/namespaces/{namespace}/{_KIND_PATH[kind]}/{name}")
         except ApiError as exc:
             if exc.status == 404:
                 return None
+            if key in self._object_cache:
+                return self._object_cache[key]
             raise ConfigError(f"reading {kind} {namespace}/{name}: {exc}") from exc  # retried by the runner
-        return decode_object_data(kind, obj)
+        self._object_cache[key] = decode_object_data(kind, obj)
+        return self._object_cache[key]
 
 
 # --- command line -------------------------------------------------------------------------

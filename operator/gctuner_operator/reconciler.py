@@ -90,9 +90,11 @@ class Reconciler:
         pod = self._pod(key)
         previous = self._seen.pop(key, None)
         if pod is None:
+            if body is None:  # deleted: nothing left to hand back
+                self._leaving.pop(key, None)
+            elif previous is not None or key in self.outcomes:  # alive but opted out
+                self._leaving[key] = PodView.from_body(body)
             if previous is not None or key in self.outcomes:
-                if body is not None:  # alive but opted out: hand it back its defaults
-                    self._leaving[key] = PodView.from_body(body)
                 self._queue.add(key)
             return
         self._leaving.pop(key, None)

@@ -33,7 +33,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """One operator for the session; short intervals so tests see checks and retries."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    op = OperatorProcess(cluster, log, GCTUNER_VERIFY_INTERVAL="5", GCTUNER_RETRY_MAX="5").start()
+    op = OperatorProcess(cluster, log, GCTUNER_VERIFY_INTERVAL="5", GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3").start()
     yield op
     op.stop()
 

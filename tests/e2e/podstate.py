@@ -27,7 +27,11 @@ def applied_annotation(cluster: LocalCluster, namespace: str, pod: str) -> dict[
 
 def agent(cluster: LocalCluster, namespace: str, pod: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
     """Call the pod's /tune_gc at its own address, as the operator does."""
-    ip = get(cluster, namespace, "pod", pod)["status"]["podIP"]
+    return agent_at(get(cluster, namespace, "pod", pod)["status"]["podIP"], method, body)
+
+
+def agent_at(ip: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
+    """The same, when the API server cannot be asked for the address."""
     data = json.dumps(body).encode() if body is not None else None
     request = urllib.request.Request(f"http://{ip}:5000/tune_gc", data=data, method=method)
     if method != "GET":
