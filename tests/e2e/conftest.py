@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import uuid
+from pathlib import Path
 from typing import Iterator
 
 import pytest
 
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
+from polling import wait_for
 
 CRD = REPO_ROOT / "crds" / "gcpolicies.gctuner.dev.yaml"
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
@@ -31,11 +33,28 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 
 @pytest.fixture(scope="session")
 def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
-    """One operator for the session; short intervals so tests see checks and retries."""
+    """One operator for the session, with the ServiceAccount's own credentials
+    (deploy/rbac.yaml), so every e2e test also proves the RBAC rules suffice.
+    Short intervals, so tests see periodic checks and retries."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    op = OperatorProcess(cluster, log, GCTUNER_VERIFY_INTERVAL="5", GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3").start()
+    kubeconfig = operator_kubeconfig(cluster)
+    op = OperatorProcess(cluster, log, KUBECONFIG=str(kubeconfig), GCTUNER_VERIFY_INTERVAL="5",
+                         GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3").start()
     yield op
     op.stop()
+    denied = [line for line in op.log().splitlines() if "Forbidden" in line]
+    assert not denied, f"deploy/rbac.yaml lacks a rule the operator needed: {denied[0][:400]}"
+
+
+def operator_kubeconfig(cluster: LocalCluster) -> Path:
+    """A kubeconfig holding a real token of the operator's ServiceAccount."""
+    for manifest in ("namespace.yaml", "rbac.yaml"):
+        cluster.kubectl("apply", "-f", str(REPO_ROOT / "deploy" / manifest))
+    account = "system:serviceaccount:gctuner-system:gctuner-operator"
+    wait_for(lambda: cluster.kubectl("auth", "can-i", "watch", "pods", "-A", f"--as={account}", check=False).returncode == 0,
+             timeout=10, what="the new RoleBinding to take effect")
+    token = cluster.kubectl("create", "token", "gctuner-operator", "-n", "gctuner-system", "--duration=4h").stdout.strip()
+    return cluster.kubeconfig_for("gctuner-operator", token)
 
 
 @pytest.fixture
