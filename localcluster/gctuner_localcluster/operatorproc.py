@@ -20,9 +20,11 @@ class OperatorProcess:
 
     def __init__(self, cluster: LocalCluster, log_path: Path, **env: str) -> None:
         self.port = free_port()
+        self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.process = ManagedProcess(
             "gctuner-operator",
-            [sys.executable, "-m", "gctuner_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz"],
+            [sys.executable, "-m", "gctuner_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz",
+             "--metrics", self.metrics_url.split("/")[2]],
             log_path,
             env={**cluster.env(), **env},
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 import kopf
 
@@ -15,10 +16,14 @@ def main() -> None:
                         help="watch only this namespace (repeatable); default: all namespaces")
     parser.add_argument("--liveness", metavar="URL", default=None,
                         help="serve a liveness probe, e.g. http://0.0.0.0:8080/healthz")
+    parser.add_argument("--metrics", metavar="HOST:PORT", default=None,
+                        help="serve Prometheus metrics, e.g. 0.0.0.0:9090 (or GCTUNER_METRICS_ADDRESS)")
     parser.add_argument("--peering", metavar="NAME", default=None,
                         help="coordinate with other replicas through this KopfPeering (default: standalone)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
+    if args.metrics:
+        os.environ["GCTUNER_METRICS_ADDRESS"] = args.metrics  # read with the rest of the config at startup
     kopf.configure(verbose=args.verbose)
     kopf.run(
         clusterwide=not args.namespace,

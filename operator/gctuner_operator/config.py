@@ -38,6 +38,9 @@ class OperatorConfig:
     """How long a deleted policy's finalizer waits for its pods to be handed
     over before it lets the deletion go on (the pods keep being retried)."""
 
+    metrics_address: str | None = None
+    """``HOST:PORT`` to serve Prometheus metrics on (e.g. ``0.0.0.0:9090``); none when unset."""
+
     token: str | None = dataclasses.field(default=None, repr=False)
     """Bearer token for agents when a policy names no tokenSecretRef; never logged."""
 
@@ -54,5 +57,6 @@ class OperatorConfig:
             retry_base=float(environ.get("GCTUNER_RETRY_BASE", cls.retry_base)),
             retry_max=float(environ.get("GCTUNER_RETRY_MAX", cls.retry_max)),
             release_timeout=float(environ.get("GCTUNER_RELEASE_TIMEOUT", cls.release_timeout)),
+            metrics_address=environ.get("GCTUNER_METRICS_ADDRESS") or None,
             token=token or None,
         )

@@ -13,10 +13,12 @@ import logging
 from typing import Any
 
 import kopf
+from prometheus_client import CollectorRegistry
 
 from .agent_client import AgentClient
 from .config import OperatorConfig
 from .kube import Kube, connect
+from .metrics import OperatorMetrics, serve
 from .reconciler import Reconciler
 from .views import ENABLED_LABEL, GROUP, PLURAL, VERSION, PodView, PolicyView
 
@@ -26,12 +28,17 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: ko
                 optedin_pods: kopf.Index, **_: Any) -> None:
     configure(settings)
     config = OperatorConfig.from_env()
+    metrics = OperatorMetrics(CollectorRegistry())
+    if config.metrics_address:
+        host, _, port = config.metrics_address.rpartition(":")
+        serve(metrics, host or "0.0.0.0", int(port))
     memo.reconciler = Reconciler(
         policies=gcpolicies,
         pods=optedin_pods,
         agent=AgentClient(config.push_timeout, config.max_parallel),
         kube=Kube(await connect()),
         config=config,
+        metrics=metrics,
     )
     memo.reconciler.start()
 

@@ -23,6 +23,7 @@ from . import status as status_mod
 from .agent_client import AgentClient, AgentError
 from .config import OperatorConfig
 from .kube import Kube, KubeError
+from .metrics import OperatorMetrics
 from .status import Outcome, now_rfc3339
 from .views import Endpoint, Key, PodView, PolicyView, winner
 from .workqueue import WorkQueue
@@ -37,12 +38,15 @@ class Reconciler:
         agent: AgentClient,
         kube: Kube,
         config: OperatorConfig,
+        metrics: OperatorMetrics,
     ) -> None:
         self._policies = policies
         self._pods = pods
         self._agent = agent
         self._kube = kube
         self._config = config
+        self._metrics = metrics
+        self._rollouts: dict[Key, tuple[int, float | None]] = {}  # policy -> (generation, first seen; None once done)
         self._queue = WorkQueue(self.reconcile_pod, config.max_parallel)
         self.outcomes: dict[Key, Outcome] = {}
         self._seen: dict[Key, tuple[Any, ...]] = {}
@@ -77,6 +81,10 @@ class Reconciler:
     def policy_changed(self, namespace: str) -> None:
         """A policy of ``namespace`` changed: every opted-in pod there may have a new winner."""
         self._dirty.add(namespace)
+        now = asyncio.get_running_loop().time()
+        for policy in self._in_namespace(namespace):
+            if self._rollouts.get(policy.key, (None, None))[0] != policy.generation:
+                self._rollouts[policy.key] = (policy.generation, now)  # the rollout clock starts
         for key in list(self._pods):
             if key[0] == namespace:
                 self._queue.add(key)
@@ -184,8 +192,11 @@ class Reconciler:
         try:
             live = await self._agent.read(pod.ip or "", pod.endpoint(self._endpoint(pod, policy)))
         except AgentError:
+            self._metrics.verifications.labels("unreachable").inc()
             return False
-        return live_matches(live, want)
+        matches = live_matches(live, want)
+        self._metrics.verifications.labels("in_place" if matches else "drifted").inc()
+        return matches
 
     async def _push(self, pod: PodView, policy: PolicyView | None) -> None:
         governor = policy or self._governor.get(pod.key)
@@ -193,10 +204,16 @@ class Reconciler:
         if governor is not None and governor.token_ref is not None:
             token = await self._kube.token(pod.namespace, governor.token_ref)
         endpoint = pod.endpoint(self._endpoint(pod, policy))
-        if policy is None:
-            await self._agent.restore(pod.ip or "", endpoint, token)
-        else:
-            await self._agent.push(pod.ip or "", endpoint, policy.settings, token)
+        with self._metrics.push_seconds.time():
+            try:
+                if policy is None:
+                    await self._agent.restore(pod.ip or "", endpoint, token)
+                else:
+                    await self._agent.push(pod.ip or "", endpoint, policy.settings, token)
+            except AgentError:
+                self._metrics.pushes.labels("failed").inc()
+                raise
+        self._metrics.pushes.labels("restored" if policy is None else "applied").inc()
 
     def _endpoint(self, pod: PodView, policy: PolicyView | None) -> Endpoint:
         governor = policy or self._governor.get(pod.key)
@@ -247,6 +264,7 @@ class Reconciler:
         pods = [pod for key, store in list(self._pods.items()) if key[0] == namespace for pod in store]
         for policy in policies:
             new = status_mod.compute(policy, policies, pods, self.outcomes)
+            self._observe_rollout(policy, new)
             comparable = {k: v for k, v in new.items() if k != "conditions"}, [
                 {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in new["conditions"]
             ]
@@ -255,6 +273,16 @@ class Reconciler:
             await self._kube.patch_policy_status(namespace, policy.name, new)
             self._written[policy.key] = comparable
             await self._announce(policy, new["conditions"][0])
+
+    def _observe_rollout(self, policy: PolicyView, status: Mapping[str, Any]) -> None:
+        """Time each generation from its event to all its pods applied; count pod states."""
+        generation, started = self._rollouts.get(policy.key, (None, None))
+        if generation == policy.generation and started is not None and status["conditions"][0]["reason"] == "Applied":
+            self._metrics.rollout_seconds.observe(asyncio.get_running_loop().time() - started)
+            self._rollouts[policy.key] = (policy.generation, None)  # observed once
+        pending = status["matchedPods"] - status["governedElsewherePods"] - status["appliedPods"] - status["failedPods"]
+        for state, count in (("applied", status["appliedPods"]), ("failed", status["failedPods"]), ("pending", pending)):
+            self._metrics.pods.labels(policy.namespace, policy.name, state).set(count)
 
     async def _announce(self, policy: PolicyView, ready: Mapping[str, Any]) -> None:
         """One Event per rollout outcome (per generation and state), never one per pod."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import urllib.request
+
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 from conftest import EXAMPLES
@@ -33,6 +35,11 @@ def test_pod_created_after_the_policy_gets_its_settings(cluster: LocalCluster, o
 
     table = cluster.kubectl("get", "gcpol", "-n", namespace).stdout.splitlines()[1].split()
     assert table[:6] == ["web", "[50000,20,100]", "2", "2", "0", "True"]
+
+    with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
+        metrics = response.read().decode()
+    assert f'gctuner_operator_pods{{namespace="{namespace}",policy="web",state="applied"}} 2.0' in metrics
+    assert "gctuner_operator_rollout_duration_seconds_count" in metrics
 
 
 def test_changed_policy_reaches_running_pods(cluster: LocalCluster, operator: OperatorProcess, namespace: str) -> None:

@@ -10,9 +10,12 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
+from prometheus_client import CollectorRegistry
+
 from gctuner.settings import Settings
 from gctuner_operator.agent_client import AgentError
 from gctuner_operator.config import OperatorConfig
+from gctuner_operator.metrics import OperatorMetrics
 from gctuner_operator.reconciler import Reconciler
 from gctuner_operator.views import Endpoint, PodView, PolicyView
 from test_operator_views import pod, policy
@@ -80,7 +83,8 @@ async def until(check: Any, timeout: float = 5.0) -> None:
 
 def make(pods: list[PodView], policies: list[PolicyView], agent: FakeAgent, kube: FakeKube) -> Reconciler:
     config = OperatorConfig(status_interval=0.01, retry_base=0.05, retry_max=0.1, verify_interval=3600)
-    rec = Reconciler({"shop": list(policies)}, {p.key: [p] for p in pods}, agent, kube, config)  # type: ignore[arg-type]
+    metrics = OperatorMetrics(CollectorRegistry())
+    rec = Reconciler({"shop": list(policies)}, {p.key: [p] for p in pods}, agent, kube, config, metrics)  # type: ignore[arg-type]
     rec.start()
     return rec
 
@@ -115,9 +119,11 @@ async def test_an_unchanged_pod_is_not_pushed_again() -> None:
     rec.policy_changed("shop")
     await until(lambda: kube.statuses.get("web", {}).get("appliedPods") == 1)
     rec.policy_changed("shop")
-    rec.pod_changed(p.key)
+    rec.pod_changed(p.key, {})
     await until(lambda: rec._queue.idle())
     assert agent.pushes == ["127.0.1.1"]
     assert kube.annotations["a"]["settings"]["thresholds"] == [50000, 20, 100]
     assert kube.events == [("web", "Normal", "Applied")]  # one Event per rollout
+    assert rec._metrics.registry.get_sample_value("gctuner_operator_pushes_total", {"result": "applied"}) == 1
+    assert rec._metrics.registry.get_sample_value("gctuner_operator_rollout_duration_seconds_count") == 1
     await rec.close()
