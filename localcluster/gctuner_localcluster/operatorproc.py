@@ -16,15 +16,15 @@ from .process import ManagedProcess, http_ok
 
 
 class OperatorProcess:
-    """``python -m gctuner_operator`` with a liveness endpoint to wait on."""
+    """``python -m gctuner_operator [args]`` with a liveness endpoint to wait on."""
 
-    def __init__(self, cluster: LocalCluster, log_path: Path, **env: str) -> None:
+    def __init__(self, cluster: LocalCluster, log_path: Path, *args: str, **env: str) -> None:
         self.port = free_port()
         self.metrics_url = f"http://127.0.0.1:{free_port()}/metrics"
         self.process = ManagedProcess(
             "gctuner-operator",
             [sys.executable, "-m", "gctuner_operator", "--liveness", f"http://127.0.0.1:{self.port}/healthz",
-             "--metrics", self.metrics_url.split("/")[2]],
+             "--metrics", self.metrics_url.split("/")[2], *args],
             log_path,
             env={**cluster.env(), **env},
         )

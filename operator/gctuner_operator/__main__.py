@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 
 import kopf
 
@@ -19,7 +20,9 @@ def main() -> None:
     parser.add_argument("--metrics", metavar="HOST:PORT", default=None,
                         help="serve Prometheus metrics, e.g. 0.0.0.0:9090 (or GCTUNER_METRICS_ADDRESS)")
     parser.add_argument("--peering", metavar="NAME", default=None,
-                        help="coordinate with other replicas through this KopfPeering (default: standalone)")
+                        help="coordinate with other replicas through this ClusterKopfPeering (default: standalone)")
+    parser.add_argument("--priority", type=int, default=None,
+                        help="peering priority: the highest acts (default: random, so that replicas never tie)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     if args.metrics:
@@ -31,6 +34,8 @@ def main() -> None:
         liveness_endpoint=args.liveness,
         standalone=args.peering is None,
         peering_name=args.peering,
+        # Equal priorities make kopf pause every replica; a random one breaks the tie.
+        priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
     )
 
 

@@ -17,28 +17,27 @@ from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 from polling import wait_for
 
-CRD = REPO_ROOT / "crds" / "gcpolicies.gctuner.dev.yaml"
+CRDS = REPO_ROOT / "crds"
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
 
 
 @pytest.fixture(scope="session")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
     with LocalCluster(workdir=tmp_path_factory.mktemp("cluster")) as cluster:
-        cluster.kubectl("apply", "-f", str(CRD))
-        cluster.kubectl("wait", "--for=condition=Established", "crd/gcpolicies.gctuner.dev", "--timeout=30s")
+        cluster.kubectl("apply", "-f", str(CRDS))
+        cluster.kubectl("wait", "--for=condition=Established", "crd", "--all", "--timeout=30s")
         server = json.loads(cluster.kubectl("version", "-o", "json").stdout)["serverVersion"]["gitVersion"]
         print(f"\nrunning against kube-apiserver {server} at {cluster.apiserver.url}")
         yield cluster
 
 
 @pytest.fixture(scope="session")
-def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
+def operator(cluster: LocalCluster, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """One operator for the session, with the ServiceAccount's own credentials
     (deploy/rbac.yaml), so every e2e test also proves the RBAC rules suffice.
     Short intervals, so tests see periodic checks and retries."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
-    kubeconfig = operator_kubeconfig(cluster)
-    op = OperatorProcess(cluster, log, KUBECONFIG=str(kubeconfig), GCTUNER_VERIFY_INTERVAL="5",
+    op = OperatorProcess(cluster, log, KUBECONFIG=str(operator_kubeconfig), GCTUNER_VERIFY_INTERVAL="5",
                          GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3").start()
     yield op
     op.stop()
@@ -46,9 +45,10 @@ def operator(cluster: LocalCluster, tmp_path_factory: pytest.TempPathFactory) ->
     assert not denied, f"deploy/rbac.yaml lacks a rule the operator needed: {denied[0][:400]}"
 
 
+@pytest.fixture(scope="session")
 def operator_kubeconfig(cluster: LocalCluster) -> Path:
     """A kubeconfig holding a real token of the operator's ServiceAccount."""
-    for manifest in ("namespace.yaml", "rbac.yaml"):
+    for manifest in ("namespace.yaml", "rbac.yaml", "peering.yaml"):
         cluster.kubectl("apply", "-f", str(REPO_ROOT / "deploy" / manifest))
     account = "system:serviceaccount:gctuner-system:gctuner-operator"
     wait_for(lambda: cluster.kubectl("auth", "can-i", "watch", "pods", "-A", f"--as={account}", check=False).returncode == 0,
