@@ -48,18 +48,22 @@ async def stop(memo: kopf.Memo, **_: Any) -> None:
     await memo.reconciler.close()
 
 
+# Every handler is ``async``: kopf runs plain functions in a thread pool, and
+# the reconciler's queue, timers and dictionaries belong to the event loop.
+
+
 @kopf.index(GROUP, VERSION, PLURAL)
-def gcpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[str, PolicyView]:
+async def gcpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[str, PolicyView]:
     return {namespace: PolicyView.from_body(body)}
 
 
 @kopf.index("", "v1", "pods", labels={ENABLED_LABEL: "true"})
-def optedin_pods(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], PodView]:
+async def optedin_pods(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], PodView]:
     return {(namespace, name): PodView.from_body(body)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-def policy_event(namespace: str, memo: kopf.Memo, **_: Any) -> None:
+async def policy_event(namespace: str, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.policy_changed(namespace)
 
 
@@ -71,7 +75,7 @@ async def policy_deleted(namespace: str, name: str, memo: kopf.Memo, logger: log
 
 
 @kopf.on.event("", "v1", "pods")
-def pod_event(type: str, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(type: str, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Every pod, not only opted-in ones: a pod that loses the label must get its defaults back."""
     memo.reconciler.pod_changed((namespace, name), None if type == "DELETED" else body)
 

@@ -105,3 +105,5 @@ class Kube:
             if exc.status == 404:
                 return  # deleted meanwhile: the watch brings the news
             raise KubeError(f"{method.__name__}: HTTP {exc.status} {exc.reason}: {str(exc.body)[:300]}") from None
+        except ValueError as exc:  # an answer the client's models reject: retried like any API error
+            raise KubeError(f"{method.__name__}: unreadable answer: {exc}") from None

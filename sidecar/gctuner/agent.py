@@ -8,7 +8,10 @@ state directory, however many apps or middlewares in it use the agent.
 A forked child (a gunicorn worker of a ``--preload`` master, a multiprocessing
 child) inherits the parent's objects but not its threads: an
 ``os.register_at_fork`` hook, registered with the first follower, re-joins the
-shared state as the new process. Nothing happens at import time.
+shared state as the new process. uWSGI runs that hook only with
+``--py-call-osafterfork``, so under uWSGI its own post-fork hook does the same,
+and its master, which serves no request, leaves the count to its workers.
+Nothing happens at import time.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ import os
 import threading
 from pathlib import Path
 
+from . import uwsgi
+from .config import Config
 from .pauses import PauseRecorder
 from .runtime import GCRuntime
 from .shared import SharedState
@@ -30,6 +35,7 @@ _runtime: GCRuntime | None = None
 _recorder: PauseRecorder | None = None
 _members: dict[str, SharedState] = {}
 _fork_hook_registered = False
+_pid = os.getpid()
 
 
 def process_runtime() -> GCRuntime:
@@ -51,12 +57,15 @@ def process_recorder() -> PauseRecorder:
         return _recorder
 
 
-def follow(state_dir: str | os.PathLike[str] | None = None) -> SharedState:
+def follow(
+    state_dir: str | os.PathLike[str] | None = None, *, recorder: PauseRecorder | None = None
+) -> SharedState:
     """Make this process follow the shared state in ``state_dir``.
 
     Applies the current desired state now and keeps following it in a daemon
     thread; idempotent. ``None`` means :func:`default_state_dir`, created
-    private to this user. Raises ``OSError`` if the directory is unusable, so a
+    private to this user. ``recorder`` adds this process's pause recording to
+    what it reports. Raises ``OSError`` if the directory is unusable, so a
     misconfiguration shows at start-up, not at the first POST.
     """
     global _fork_hook_registered
@@ -69,15 +78,41 @@ def follow(state_dir: str | os.PathLike[str] | None = None) -> SharedState:
                 StateDir(path, private=state_dir is None), process_runtime()
             )
             _members[key] = member
+        if recorder is not None:
+            member.recorder = recorder
         if not _fork_hook_registered:
             os.register_at_fork(after_in_child=_after_fork_in_child)
+            uwsgi.after_fork(_after_fork_in_child)
             _fork_hook_registered = True
+        if uwsgi.in_master():
+            member.stop(children_follow=True)
+            return member
         return member.start()
 
 
+def follow_config(config: Config | None = None) -> SharedState:
+    """Follow as configured (by the environment when ``config`` is None):
+    the state directory, with pause recording unless it is switched off.
+    What every adapter, the gunicorn hooks and the sidecar's
+    ``sitecustomize`` call."""
+    config = config if config is not None else Config.from_env()
+    recorder = process_recorder() if config.record_pauses else None
+    return follow(config.state_dir, recorder=recorder)
+
+
+def step_aside() -> None:
+    """This process stops counting as one of the pod's; the processes it
+    forks from now on follow. For a server's master, which serves nothing."""
+    with _lock:
+        for member in _members.values():
+            member.stop(children_follow=True)
+
+
 def _after_fork_in_child() -> None:
-    global _lock
-    _lock = threading.RLock()  # another thread may have held it during fork
+    global _lock, _pid
+    if _pid != os.getpid():  # not so when uWSGI starts worker 1 without forking
+        _pid = os.getpid()
+        _lock = threading.RLock()  # another thread may have held it during fork
     for member in _members.values():
         try:
             member.after_fork_in_child()

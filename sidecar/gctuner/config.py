@@ -20,6 +20,8 @@ NAMES = {
     "apply_timeout": "GCTUNER_APPLY_TIMEOUT",
     "record_pauses": "GCTUNER_RECORD_PAUSES",
     "path": "GCTUNER_PATH",
+    "metrics": "GCTUNER_METRICS",
+    "freeze_after_preload": "GCTUNER_FREEZE_AFTER_PRELOAD",
 }
 """Config field -> environment variable (and Flask config key)."""
 
@@ -66,6 +68,16 @@ class Config:
     path: str = "/tune_gc"
     """URL path of the endpoint (``GCTUNER_PATH``)."""
 
+    metrics: bool = True
+    """Serve ``GET /metrics`` when prometheus_client is installed
+    (``GCTUNER_METRICS``). Switch it off when the app serves its own
+    ``/metrics``, and register :class:`gctuner.metrics.GCCollector` there."""
+
+    freeze_after_preload: bool = False
+    """gunicorn hooks only (``GCTUNER_FREEZE_AFTER_PRELOAD``): with
+    ``--preload``, keep the collector off while the master imports the app and
+    ``gc.freeze()`` it before each fork, so the workers share its memory."""
+
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:
             raise ValueError(f"{NAMES['max_body_bytes']} must be at least 1")
@@ -88,9 +100,28 @@ class Config:
         return cls(**given)
 
     @classmethod
+    def with_options(
+        cls, options: Mapping[str, Any], base: Mapping[str, Any], owner: str
+    ) -> Config:
+        """An adapter's keyword ``options`` (field names) over ``base`` (the
+        names in :data:`NAMES`, e.g. the environment)."""
+        check_options(options, owner)
+        values = {**base, **{NAMES[name]: value for name, value in options.items()}}
+        return cls.from_mapping(values)
+
+    @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Config:
         """The configuration named by the environment (``os.environ`` by default)."""
         return cls.from_mapping(os.environ if environ is None else environ)
+
+
+def check_options(options: Mapping[str, Any], owner: str) -> None:
+    """Refuse a misspelt keyword option at once, naming the valid ones."""
+    unknown = sorted(set(options) - set(NAMES))
+    if unknown:
+        raise TypeError(
+            f"unknown {owner} option {unknown[0]!r}; the options are {', '.join(NAMES)}"
+        )
 
 
 def _convert(key: str, default: Any, value: Any) -> Any:

@@ -20,9 +20,8 @@ from typing import Any, Mapping
 from . import agent
 from .auth import TokenCheck
 from .config import Config
-from .pauses import PauseRecorder
+from .publisher import Publisher
 from .settings import InvalidSettings, Settings, parse_settings
-from .shared import SharedState
 
 METHODS = ("GET", "POST", "DELETE")
 _EXAMPLE = '{"thresholds": [50000, 20, 100], "freeze": false}'
@@ -81,22 +80,14 @@ class TuneEndpoint:
     """``GET``/``POST``/``DELETE`` on the collector settings of every process.
 
     Constructing it makes this process follow the shared state (see
-    :func:`gctuner.agent.follow`); tests pass their own ``shared`` and
-    ``recorder`` instead.
+    :func:`gctuner.agent.follow_config`). The sidecar passes a
+    :class:`~gctuner.publisher.Publisher`, which changes the state without
+    being one of the processes; tests pass their own ``shared``.
     """
 
-    def __init__(
-        self,
-        config: Config | None = None,
-        *,
-        shared: SharedState | None = None,
-        recorder: PauseRecorder | None = None,
-    ) -> None:
+    def __init__(self, config: Config | None = None, *, shared: Publisher | None = None) -> None:
         self.config = config if config is not None else Config.from_env()
-        self.shared = shared if shared is not None else agent.follow(self.config.state_dir)
-        if recorder is None and self.config.record_pauses:
-            recorder = agent.process_recorder()
-        self.recorder = recorder
+        self.shared = shared if shared is not None else agent.follow_config(self.config)
         self._tokens = TokenCheck(self.config)
 
     def precheck(self, method: str, headers: Mapping[str, str]) -> Response | None:
@@ -111,7 +102,7 @@ class TuneEndpoint:
             return refusal
         try:
             if request.method == "GET":
-                return self._get()
+                return json_response(200, self.shared.describe())
             if request.method == "DELETE":
                 return self._changed(None, "restored to startup defaults")
             if len(request.body) > self.config.max_body_bytes:
@@ -173,18 +164,12 @@ class TuneEndpoint:
         rollout = self.shared.publish(settings, self.config.apply_timeout)
         data: dict[str, Any] = {
             "message": f"Garbage collection thresholds {what}.",
-            "new_thresholds": list(self.shared.runtime.thresholds()),
+            "new_thresholds": self.shared.thresholds(rollout),
         }
         if settings is not None:
             data["freeze"] = settings.freeze
         data["generation"] = rollout.generation
         data["processes"] = rollout.to_json()
-        return json_response(200, data)
-
-    def _get(self) -> Response:
-        data = self.shared.runtime.snapshot()
-        data.update(self.shared.status())
-        data["pauses"] = None if self.recorder is None else self.recorder.snapshot()
         return json_response(200, data)
 
 

@@ -1,6 +1,7 @@
 """Flask extension: ``GCTuner(app)``, or ``GCTuner()`` then ``init_app(app)``.
 
-Adds the ``/tune_gc`` routes around :class:`~gctuner.endpoint.TuneEndpoint`.
+Adds the ``/tune_gc`` routes around :class:`~gctuner.endpoint.TuneEndpoint`,
+and ``/metrics`` (see :mod:`gctuner.routes`).
 Configuration, in order of precedence: keyword options of ``GCTuner``, then
 ``app.config`` keys (the names in :data:`gctuner.config.NAMES`), then the
 environment, then the defaults.
@@ -16,8 +17,9 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
-from .config import NAMES, Config
-from .endpoint import Request, TuneEndpoint
+from .config import NAMES, Config, check_options
+from .endpoint import TuneEndpoint
+from .routes import Routes
 
 EXTENSION = "gctuner"
 
@@ -28,11 +30,7 @@ class GCTuner:
     """Adds ``GET``/``POST``/``DELETE /tune_gc`` to a Flask app."""
 
     def __init__(self, app: Flask | None = None, **options: Any) -> None:
-        unknown = sorted(set(options) - set(NAMES))
-        if unknown:
-            raise TypeError(
-                f"unknown GCTuner option {unknown[0]!r}; the options are {', '.join(NAMES)}"
-            )
+        check_options(options, "GCTuner")
         self._options = options
         if app is not None:
             self.init_app(app)
@@ -47,19 +45,18 @@ class GCTuner:
         for name, value in vars(Config.from_env(os.environ)).items():
             app.config.setdefault(NAMES[name], value)
         values = {key: app.config[key] for key in NAMES.values()}
-        values.update({NAMES[name]: value for name, value in self._options.items()})
-        endpoint = TuneEndpoint(Config.from_mapping(values))
-        app.extensions[EXTENSION] = endpoint
-        # A rule without methods matches every method, so the 405 for an
-        # unsupported one is the endpoint's JSON, not Flask's HTML page.
-        app.url_map.add(app.url_rule_class(endpoint.config.path, endpoint=VIEW))
-        app.view_functions[VIEW] = _tune_gc
+        config = Config.with_options(self._options, values, "GCTuner")
+        routes = Routes(TuneEndpoint(config))
+        app.extensions[EXTENSION] = routes
+        for path in routes.paths:
+            # A rule without methods matches every method, so the 405 for an
+            # unsupported one is the endpoint's JSON, not Flask's HTML page.
+            app.url_map.add(app.url_rule_class(path, endpoint=VIEW))
+        app.view_functions[VIEW] = _serve
 
 
-def _tune_gc() -> Response:
-    endpoint: TuneEndpoint = current_app.extensions[EXTENSION]
-    answer = endpoint.precheck(request.method, request.headers)
-    if answer is None:
-        body = request.stream.read(endpoint.config.max_body_bytes + 1)
-        answer = endpoint.handle(Request(request.method, request.headers, body))
+def _serve() -> Response:
+    routes: Routes = current_app.extensions[EXTENSION]
+    route = routes.paths[request.url_rule.rule]  # type: ignore[union-attr]
+    answer = routes.respond(route, request.method, request.headers, request.stream.read)
     return Response(answer.body, status=answer.status, headers=answer.headers)

@@ -142,5 +142,10 @@ class GCRuntime:
             "defaults": list(self.defaults),
             "counts": list(self._gc.get_count()),
             "frozen": self.frozen(),
-            "stats": [dict(stats) for stats in self._gc.get_stats()],
+            "stats": self.stats(),
         }
+
+    def stats(self) -> list[dict[str, int]]:
+        """Collections, collected and uncollectable objects per generation
+        since the interpreter started (``gc.get_stats``)."""
+        return [dict(stats) for stats in self._gc.get_stats()]

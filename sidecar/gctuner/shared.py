@@ -8,63 +8,36 @@ applied; the POST answers once every live process did, or when its time is up.
 
 Following costs a request nothing: it is a daemon thread doing one ``stat``
 per interval, plus ``gc.get_threshold()`` to notice when the app changed its
-own thresholds (then the record is rewritten, so a GET tells the truth).
+own thresholds (then the record is rewritten, so a GET tells the truth). Every
+``RESYNC_SECONDS`` it also rewrites its record with its collector statistics
+and pause recording, which ``/metrics`` reports for every process.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import threading
 import time
-from datetime import datetime, timezone
 from typing import Any, Callable
 
+from .pauses import PauseRecorder
+from .publisher import Publisher, Rollout, iso_time, wait_for_rollout
 from .runtime import GCRuntime
-from .settings import Settings
 from .statedir import Slot, StateDir
+
+__all__ = ["RESYNC_SECONDS", "Rollout", "SharedState", "iso_time", "wait_for_rollout"]
 
 log = logging.getLogger("gctuner")
 
 RESYNC_SECONDS = 5.0
-"""How often a follower re-reads everything even if no ``stat`` changed: an
+"""How often a follower re-reads everything even if no ``stat`` changed (an
 inode number reused within the file system's timestamp granularity would
-otherwise hide a change, and a wiped directory must be re-joined."""
+otherwise hide a change, and a wiped directory must be re-joined), and
+refreshes the numbers in its record."""
 
 
-@dataclasses.dataclass(frozen=True)
-class Rollout:
-    """How far one generation got: ``applied`` of ``total`` live processes."""
-
-    generation: int
-    applied: int
-    total: int
-
-    def to_json(self) -> dict[str, int]:
-        return {"applied": self.applied, "total": self.total}
-
-
-def wait_for_rollout(
-    state_dir: StateDir,
-    generation: int,
-    timeout: float,
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-    poll: float = 0.02,
-) -> Rollout:
-    """Wait until every live process applied ``generation`` (or a later one)."""
-    deadline = clock() + timeout
-    while True:
-        records = state_dir.records()
-        applied = sum(1 for record in records if _generation(record) >= generation)
-        if applied == len(records) or clock() >= deadline:
-            return Rollout(generation, applied, len(records))
-        sleep(poll)
-
-
-class SharedState:
+class SharedState(Publisher):
     """This process's membership in the shared state of its pod."""
 
     def __init__(
@@ -72,21 +45,22 @@ class SharedState:
         state_dir: StateDir,
         runtime: GCRuntime,
         *,
+        recorder: PauseRecorder | None = None,
         interval: float = 0.1,
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
-        self.state_dir = state_dir
-        self.runtime = runtime
+        super().__init__(state_dir, clock=clock, wallclock=wallclock, sleep=sleep)
+        self.runtime: GCRuntime = runtime
+        self.recorder = recorder
         self.interval = interval
-        self._clock = clock
-        self._wallclock = wallclock
-        self._sleep = sleep
         self._slot: Slot | None = None
         self._applied = 0  # generation applied here; 0 = never told anything
         self._signature: tuple[int, int, int] | None = None
         self._reported: tuple[int, ...] | None = None
+        self._following = False  # here, and in the processes forked from here
+        self._owner = os.getpid()
         self._reset_threading()
 
     def _reset_threading(self) -> None:
@@ -97,6 +71,7 @@ class SharedState:
 
     def start(self) -> SharedState:
         """Apply the current desired state now, then keep following it."""
+        self._following = True
         self.sync()
         if self._thread is None or not self._thread.is_alive():
             self._stopping.clear()
@@ -106,8 +81,13 @@ class SharedState:
             self._thread.start()
         return self
 
-    def stop(self, timeout: float = 2.0) -> None:
-        """Stop following and leave the pod's list of processes."""
+    def stop(self, timeout: float = 2.0, *, children_follow: bool = False) -> None:
+        """Stop following and leave the pod's list of processes.
+
+        ``children_follow=True`` is for a server's master process, which runs
+        no requests: it stops counting, and the workers it forks follow.
+        """
+        self._following = children_follow
         self._stopping.set()
         if self._thread is not None:
             self._thread.join(timeout)
@@ -120,7 +100,8 @@ class SharedState:
         """One follower step: apply a new generation, report drift.
 
         ``full=False`` is the polling path: nothing is read unless the
-        signature of ``desired.json`` changed.
+        signature of ``desired.json`` changed, and the record is rewritten
+        only if the thresholds did.
         """
         with self._lock:
             if self._slot is not None and full and not self.state_dir.is_registered(self._slot):
@@ -134,7 +115,7 @@ class SharedState:
                 self._signature = signature  # before reading: a later write changes it
                 self._catch_up()
             thresholds = self.runtime.thresholds()
-            if thresholds != self._reported:
+            if full or thresholds != self._reported:
                 self.state_dir.write_record(self._slot, self._record(thresholds))
                 self._reported = thresholds
 
@@ -160,6 +141,8 @@ class SharedState:
             "thresholds": list(thresholds),
             "frozen": self.runtime.frozen(),
             "time": iso_time(self._wallclock()),
+            "stats": self.runtime.stats(),
+            "pauses": None if self.recorder is None else self.recorder.snapshot(),
         }
 
     def _follow(self) -> None:
@@ -180,53 +163,39 @@ class SharedState:
             log.warning("gctuner: %s", message)
             self._last_warning = message
 
-    def publish(self, settings: Settings | None, timeout: float) -> Rollout:
-        """Ask every process to apply ``settings`` (None: restore defaults)."""
-        desired = self.state_dir.publish(settings, iso_time(self._wallclock()))
+    def _published(self) -> None:
         self.sync()
-        return wait_for_rollout(
-            self.state_dir, desired.generation, timeout, clock=self._clock, sleep=self._sleep
-        )
 
-    def status(self) -> dict[str, Any]:
-        """The pod's view: desired settings, generation, every live process."""
-        try:
-            desired = self.state_dir.read_desired()
-        except ValueError:
-            desired = None
-        generation = 0 if desired is None else desired.generation
-        settings = None if desired is None else desired.settings
-        records = self.state_dir.records()
-        return {
-            "desired": None if settings is None else settings.to_json(),
-            "generation": generation,
-            "processes": [
-                {key: record.get(key) for key in ("pid", "generation", "thresholds", "frozen")}
-                for record in records
-            ],
-            "in_sync": all(_generation(record) == generation for record in records),
-        }
+    def thresholds(self, rollout: Rollout) -> list[int] | None:
+        """This process's thresholds: it applied the rollout before answering."""
+        return list(self.runtime.thresholds())
+
+    def records(self) -> list[dict[str, Any]]:
+        """Every live process's record, this one's refreshed first."""
+        self.sync()
+        return super().records()
+
+    def describe(self) -> dict[str, Any]:
+        """This process's collector, its pause recording, and the pod's view."""
+        data = self.runtime.snapshot()
+        data.update(self.status())
+        data["pauses"] = None if self.recorder is None else self.recorder.snapshot()
+        return data
 
     def after_fork_in_child(self) -> None:
         """Re-join as the new process: a fork copies neither threads nor the
         right to the parent's slot (closing our copy of its descriptor keeps
-        the parent's lock; releasing it would not)."""
-        following = self._thread is not None and not self._stopping.is_set()
-        if self._slot is not None:
-            os.close(self._slot.fd)
-            self._slot = None
-        self._reset_threading()
-        if following:
+        the parent's lock; releasing it would not).
+
+        Idempotent, because uWSGI may run both its own post-fork hook and
+        Python's; also starts a member that stepped aside in this very process
+        (uWSGI without a master loads the app in what becomes worker 1).
+        """
+        if self._owner != os.getpid():
+            self._owner = os.getpid()
+            if self._slot is not None:
+                os.close(self._slot.fd)
+                self._slot = None
+            self._reset_threading()
+        if self._following and (self._thread is None or not self._thread.is_alive()):
             self.start()
-
-
-def iso_time(seconds: float) -> str:
-    """UTC, milliseconds, ``Z``: the form Kubernetes uses in its own timestamps."""
-    moment = datetime.fromtimestamp(seconds, timezone.utc)
-    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-def _generation(record: dict[str, Any]) -> int:
-    generation = record.get("generation")
-    return generation if type(generation) is int else -1
-

@@ -1,105 +1,73 @@
-"""The agent under a real gunicorn with 4 workers: one POST reaches every worker."""
+"""The agent under a real gunicorn with 4 workers: one POST reaches every worker.
+
+Sync and gthread workers with the Flask extension; the ``gctuner.gunicorn``
+hooks with ``--preload``, ``--max-requests`` and the freeze-after-preload
+recipe; and the hooks alone tuning an app that has no gctuner code in it.
+"""
 
 from __future__ import annotations
 
-import os
-import re
-import signal
-import subprocess
-import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
+import contextlib
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Iterator
 
 import pytest
 import requests
+from agent_servers import (
+    AUTH,
+    BIN,
+    TOKEN,
+    TUNED,
+    agent_env,
+    free_port,
+    reach_every_worker,
+    restore,
+    serving,
+    tune_and_converge,
+)
+from polling import wait_for
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = pytest.mark.timeout(180)
 
-APPS = Path(__file__).with_name("apps")
-GUNICORN = Path(sys.executable).with_name("gunicorn")
-TOKEN = "integration-token"
-AUTH = {"Authorization": f"Bearer {TOKEN}"}
 WORKERS = 4
+HOOKS = "python:gctuner.gunicorn"
 
 
-def wait_until(condition: Callable[[], Any], timeout: float, what: str) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(0.05)
+@contextlib.contextmanager
+def gunicorn(tmp_path: Path, app: str, *options: str, **env: str) -> Iterator[str]:
+    """``gunicorn -w 4`` on 127.0.0.1; yields its base URL."""
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(BIN / "gunicorn"), "-w", str(WORKERS), "-b", url[len("http://"):],
+               "--graceful-timeout", "5", *options, app]  # fmt: skip
+    state = tmp_path / "state"
+    with serving(command, agent_env(state, **env), tmp_path / "gunicorn.log", f"{url}/"):
+        yield url
 
 
 @pytest.fixture
-def gunicorn(tmp_path: Path) -> Iterator[str]:
-    """Start ``gunicorn -w 4`` on 127.0.0.1 (a free port); yield its URL."""
-    log = tmp_path / "gunicorn.log"
-    env = {**os.environ, "GCTUNER_TOKEN": TOKEN, "GCTUNER_STATE_DIR": str(tmp_path / "state")}
-    with open(log, "wb") as log_file:
-        server = subprocess.Popen(
-            [str(GUNICORN), "-w", str(WORKERS), "-b", "127.0.0.1:0", "--chdir", str(APPS),
-             "--graceful-timeout", "5", "flask_app:app"],
-            stdout=log_file, stderr=subprocess.STDOUT, env=env,
-        )  # fmt: skip
-
-    def listening() -> str | None:
-        if server.poll() is not None:
-            raise AssertionError(f"gunicorn exited with {server.returncode}:\n{log.read_text()}")
-        found = re.search(r"Listening at: (http://127\.0\.0\.1:\d+)", log.read_text())
-        return found.group(1) if found else None
-
-    try:
-        yield wait_until(listening, 30, "gunicorn to listen")
-    finally:
-        server.send_signal(signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            server.kill()
-            server.wait(5)
+def flask_sync(tmp_path: Path) -> Iterator[str]:
+    with gunicorn(tmp_path, "flask_app:app") as url:
+        yield url
 
 
-def test_one_post_reaches_every_worker(gunicorn: str) -> None:
-    url = f"{gunicorn}/tune_gc"
-    wait_until(
-        lambda: len(requests.get(url, timeout=5).json()["processes"]) == WORKERS, 60, "4 workers"
-    )
-
-    response = requests.post(url, json={"thresholds": [50000, 20, 100]}, headers=AUTH, timeout=10)
-    assert response.status_code == 200, response.text
-    assert response.json()["processes"] == {"applied": WORKERS, "total": WORKERS}
-    assert response.json()["new_thresholds"] == [50000, 20, 100]
-
-    seen: dict[int, dict[str, Any]] = {}
-
-    def get() -> dict[str, Any]:
-        return requests.get(url, timeout=5).json()  # a new connection each time
-
-    def every_worker_seen() -> bool:
-        with ThreadPoolExecutor(8) as pool:
-            for status in pool.map(lambda _: get(), range(16)):
-                seen[status["pid"]] = status
-        return len(seen) == WORKERS
-
-    wait_until(every_worker_seen, 60, "GETs answered by all 4 workers")
-    for status in seen.values():
-        assert status["thresholds"] == [50000, 20, 100]
-        assert status["generation"] == 1
-        assert status["in_sync"] is True
-        assert len(status["processes"]) == WORKERS
-
-    response = requests.delete(url, headers=AUTH, timeout=10)
-    assert response.json()["processes"] == {"applied": WORKERS, "total": WORKERS}
-    assert response.json()["new_thresholds"] == next(iter(seen.values()))["defaults"]
+@pytest.mark.parametrize(
+    "worker_class", [("-k", "sync"), ("-k", "gthread", "--threads", "4")], ids=["sync", "gthread"]
+)
+def test_one_post_reaches_every_worker(tmp_path: Path, worker_class: tuple[str, ...]) -> None:
+    with gunicorn(tmp_path, "flask_app:app", *worker_class) as url:
+        tune = f"{url}/tune_gc"
+        seen = tune_and_converge(tune, tune, WORKERS)
+        for status in seen.values():
+            assert status["thresholds"] == TUNED
+            assert status["generation"] == 1
+            assert status["in_sync"] is True
+            assert len(status["processes"]) == WORKERS
+        answer = restore(tune, WORKERS)
+        assert answer["new_thresholds"] == next(iter(seen.values()))["defaults"]
 
 
-def test_a_refused_post_reaches_no_worker(gunicorn: str) -> None:
-    url = f"{gunicorn}/tune_gc"
+def test_a_refused_post_reaches_no_worker(flask_sync: str) -> None:
+    url = f"{flask_sync}/tune_gc"
     response = requests.post(url, json={"thresholds": [0]}, timeout=10)
     assert response.status_code == 401
     assert TOKEN not in response.text
@@ -107,3 +75,44 @@ def test_a_refused_post_reaches_no_worker(gunicorn: str) -> None:
     assert response.status_code == 400
     assert "thresholds[0]" in response.json()["message"]
     assert requests.get(url, timeout=5).json()["generation"] == 0
+
+
+def test_hooks_with_preload_freeze_and_respawned_workers(tmp_path: Path) -> None:
+    """The master built the app (--preload) yet is not counted; the workers
+    share its frozen heap; workers re-spawned after --max-requests start with
+    the current settings."""
+    options = ("-c", HOOKS, "--preload", "--max-requests", "15")
+    with gunicorn(tmp_path, "flask_app:app", *options, GCTUNER_FREEZE_AFTER_PRELOAD="1") as url:
+        tune = f"{url}/tune_gc"
+        first = tune_and_converge(tune, tune, WORKERS)
+        assert all(status["frozen"] > 1000 for status in first.values())  # the app's modules
+
+        seen = reach_every_worker(tune, 3 * WORKERS)  # every 15 requests, a new worker
+        for answer in seen.values():
+            assert (answer["thresholds"], answer["generation"]) == (TUNED, 1)
+
+        def replaced_and_in_sync() -> bool:  # a worker may be between exit and re-spawn
+            status = requests.get(tune, timeout=5).json()
+            return len(status["processes"]) == WORKERS and status["in_sync"]
+
+        wait_for(replaced_and_in_sync, 30, "4 workers in sync")
+        processes = requests.delete(tune, headers=AUTH, timeout=10).json()["processes"]
+        assert processes["applied"] == processes["total"]  # 3 if one is being re-spawned
+
+
+def test_hooks_alone_tune_an_app_without_gctuner(tmp_path: Path) -> None:
+    """plain_app has no route of ours: the hooks make its workers follow, and
+    a publisher (here: a POST to another server's endpoint) tunes them."""
+    state = tmp_path / "state"
+    with gunicorn(tmp_path, "plain_app:application", "-c", HOOKS, "-k", "gthread") as url:
+        with sidecar_for(tmp_path, state) as tune:
+            seen = tune_and_converge(tune, f"{url}/", WORKERS)
+            assert all(answer["thresholds"] == TUNED for answer in seen.values())
+
+
+@contextlib.contextmanager
+def sidecar_for(tmp_path: Path, state: Path) -> Iterator[str]:
+    url = f"http://127.0.0.1:{free_port()}"
+    command = [str(BIN / "gctuner"), "sidecar", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
+    with serving(command, agent_env(state), tmp_path / "sidecar.log", f"{url}/healthz"):
+        yield f"{url}/tune_gc"

@@ -64,10 +64,12 @@ class Follower:
     exits when its stdin closes.
     """
 
-    def __init__(self, state_dir: Path, *, fork: bool = False) -> None:
+    def __init__(self, state_dir: Path, *, fork: bool = False, step_aside: bool = False) -> None:
         command = [sys.executable, str(FOLLOWER_SCRIPT), str(state_dir)]
         if fork:
             command.append("--fork")
+        if step_aside:
+            command.append("--step-aside")
         self.process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
         )

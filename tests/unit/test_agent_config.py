@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from gctuner.config import NAMES, Config
@@ -63,3 +65,8 @@ def test_typed_values_are_taken_as_they_are() -> None:
 def test_errors_name_the_variable(environ: dict[str, str], message: str) -> None:
     with pytest.raises(ValueError, match=message.replace("(", r"\(")):
         Config.from_env(environ)
+
+
+def test_every_name_is_documented() -> None:
+    page = (Path(__file__).parents[2] / "docs" / "agent.md").read_text()
+    assert [name for name in NAMES.values() if f"| `{name}` |" not in page] == []

@@ -30,10 +30,10 @@ TUNED = {"thresholds": [50000, 20, 100], "freeze": False}
 
 def make_endpoint(directory: Path, **config: Any) -> TuneEndpoint:
     fake = FakeGC((700, 10, 10))
-    shared = SharedState(StateDir(directory), GCRuntime(fake))
     recorder = PauseRecorder(fake)
     recorder.install()
-    return TuneEndpoint(Config(**{"token": TOKEN, **config}), shared=shared, recorder=recorder)
+    shared = SharedState(StateDir(directory), GCRuntime(fake), recorder=recorder)
+    return TuneEndpoint(Config(**{"token": TOKEN, **config}), shared=shared)
 
 
 @pytest.fixture

@@ -93,7 +93,7 @@ def test_init_app_twice_is_refused(make_app: Any) -> None:
 def test_one_extension_serves_an_app_factory(make_app: Any) -> None:
     tuner = GCTuner()
     first, second = make_app(tuner), make_app(tuner, GCTUNER_PATH="/admin/gc")
-    assert isinstance(first.extensions[EXTENSION], TuneEndpoint)
+    assert isinstance(first.extensions[EXTENSION].endpoint, TuneEndpoint)
     assert first.extensions[EXTENSION] is not second.extensions[EXTENSION]
     assert not hasattr(tuner, "endpoint")
     assert first.test_client().get("/tune_gc").status_code == 200
@@ -107,7 +107,7 @@ def test_options_beat_app_config_which_beats_the_environment(
     monkeypatch.setenv("GCTUNER_APPLY_TIMEOUT", "7")
     monkeypatch.setenv("GCTUNER_MAX_BODY_BYTES", "100")
     app = make_app(GCTuner(max_body_bytes=200), GCTUNER_MAX_BODY_BYTES=150)
-    config = app.extensions[EXTENSION].config
+    config = app.extensions[EXTENSION].endpoint.config
     assert (config.apply_timeout, config.max_body_bytes, config.token) == (7.0, 200, TOKEN)
     assert app.config["GCTUNER_APPLY_TIMEOUT"] == 7.0
 

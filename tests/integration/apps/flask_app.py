@@ -5,9 +5,8 @@ Configured by the environment (GCTUNER_TOKEN, GCTUNER_STATE_DIR), as in a pod.
 
 from __future__ import annotations
 
-import os
-
-from flask import Flask
+from flask import Flask, Response
+from plain_app import report
 
 from gctuner.flask import GCTuner
 
@@ -17,8 +16,8 @@ def create_app() -> Flask:
     GCTuner(app)
 
     @app.get("/")
-    def index() -> dict[str, int]:
-        return {"pid": os.getpid()}
+    def index() -> Response:
+        return Response(report(), mimetype="application/json")
 
     return app
 

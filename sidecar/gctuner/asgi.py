@@ -1,0 +1,80 @@
+"""ASGI middleware: ``app = GCTunerMiddleware(app)`` for Starlette, FastAPI or
+any ASGI app.
+
+HTTP requests to ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.routes`)
+are answered here; everything else, lifespan and websocket included, goes to
+the app untouched. The body is read up to the size bound and no further. A
+POST waits (bounded by ``apply_timeout``) for the other processes to apply
+the change, so the core runs in a worker thread: the event loop keeps serving
+meanwhile. Needs an asyncio event loop (uvicorn, hypercorn, daphne).
+Configuration as for :mod:`gctuner.wsgi`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from typing import Any, Awaitable, Callable, MutableMapping
+
+from .config import Config
+from .endpoint import Request, Response, TuneEndpoint
+from .routes import Routes
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+
+class GCTunerMiddleware:
+    """Wraps an ASGI app; the agent's paths never reach it."""
+
+    def __init__(self, app: ASGIApp, **options: Any) -> None:
+        self.app = app
+        config = Config.with_options(options, os.environ, "GCTunerMiddleware")
+        self.routes = Routes(TuneEndpoint(config))
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        route = self.routes.find(scope["path"]) if scope["type"] == "http" else None
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        method = scope["method"]
+        headers = {
+            name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]
+        }
+        answer = route.precheck(method, headers)
+        if answer is None:
+            limit = self.routes.body_limit(method)
+            body = await read_body(receive, limit) if limit else b""
+            loop = asyncio.get_running_loop()
+            answer = await loop.run_in_executor(None, route.handle, Request(method, headers, body))
+        await send_response(send, answer)
+
+
+async def read_body(receive: Receive, limit: int) -> bytes:
+    """The body's first ``limit`` bytes: stop reading once there are that many."""
+    body = b""
+    while len(body) < limit:
+        message = await receive()
+        if message["type"] != "http.request":  # http.disconnect
+            break
+        body += message.get("body", b"")
+        if not message.get("more_body", False):
+            break
+    return body[:limit]
+
+
+async def send_response(send: Send, answer: Response) -> None:
+    await send(
+        {
+            "type": "http.response.start",
+            "status": answer.status,
+            "headers": [
+                (name.lower().encode("latin-1"), value.encode("latin-1"))
+                for name, value in answer.headers
+            ],
+        }
+    )
+    await send({"type": "http.response.body", "body": answer.body})

@@ -1,0 +1,87 @@
+"""The ``gctuner`` command: one subcommand per job, each a small function.
+
+``gctuner sidecar`` serves the endpoint for an app container that follows the
+shared state directory; ``gctuner install-follower DIR`` prepares that app
+container (see :mod:`gctuner.install`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+from typing import Sequence
+
+from .config import NAMES, Config
+from .endpoint import TuneEndpoint
+from .install import install_follower
+from .publisher import Publisher
+from .routes import Routes
+from .server import SidecarServer
+from .statedir import StateDir
+
+DEFAULT_PORT = 9471
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="gctuner",
+        description="Runtime garbage-collector tuning for every process of a pod.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    sidecar = commands.add_parser(
+        "sidecar",
+        help="serve /tune_gc for an app container that follows a shared state directory",
+        description="Configuration: the options below, then the environment "
+        f"({', '.join(NAMES.values())}).",
+    )
+    sidecar.add_argument("--host", default="0.0.0.0", help="address to bind (default: all)")
+    sidecar.add_argument("--port", type=int, default=DEFAULT_PORT, help="0 picks a free port")
+    sidecar.add_argument(
+        "--state-dir",
+        help=f"the directory shared with the app container (default: ${NAMES['state_dir']})",
+    )
+    sidecar.set_defaults(run=_sidecar)
+
+    install = commands.add_parser(
+        "install-follower",
+        help="copy the agent and a sitecustomize.py that follows the state into DIR",
+    )
+    install.add_argument("directory", metavar="DIR")
+    install.set_defaults(run=_install)
+
+    args = parser.parse_args(argv)
+    try:
+        return int(args.run(args))
+    except (OSError, ValueError) as error:
+        parser.exit(2, f"gctuner {args.command}: {error}\n")
+
+
+def _sidecar(args: argparse.Namespace) -> int:
+    config = Config.from_env()
+    if args.state_dir:
+        config = dataclasses.replace(config, state_dir=args.state_dir)
+    if config.state_dir is None:
+        raise ValueError(
+            f"name the directory shared with the app container: --state-dir or {NAMES['state_dir']}"
+        )
+    publisher = Publisher(StateDir(config.state_dir))
+    publisher.state_dir.ensure()
+    server = SidecarServer((args.host, args.port), Routes(TuneEndpoint(config, shared=publisher)))
+    signal.signal(signal.SIGTERM, lambda *_: server.stop_soon())
+    print(f"gctuner sidecar: serving {server.url} for {config.state_dir}", file=sys.stderr, flush=True)
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+    return 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    target = install_follower(args.directory)
+    print(f"gctuner: installed the follower in {target}; run the app with PYTHONPATH={target}")
+    return 0

@@ -1,0 +1,132 @@
+"""Publishing a desired state and watching the processes of the pod apply it.
+
+A :class:`Publisher` changes the state directory and reads what the processes
+report, without being one of them: the ``gctuner sidecar`` server is one, as
+its own collector is not the app's. :class:`~gctuner.shared.SharedState`, a
+process that follows the state, publishes through the same code.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from datetime import datetime, timezone
+from typing import Any, Callable
+
+from .settings import Settings
+from .statedir import Desired, StateDir
+
+RECORD_FIELDS = ("pid", "generation", "thresholds", "frozen")
+"""What ``GET /tune_gc`` lists per process; a record holds more (the numbers
+behind ``/metrics``)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rollout:
+    """How far one generation got: ``applied`` of ``total`` live processes."""
+
+    generation: int
+    applied: int
+    total: int
+
+    def to_json(self) -> dict[str, int]:
+        return {"applied": self.applied, "total": self.total}
+
+
+def wait_for_rollout(
+    state_dir: StateDir,
+    generation: int,
+    timeout: float,
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+    poll: float = 0.02,
+) -> Rollout:
+    """Wait until every live process applied ``generation`` (or a later one)."""
+    deadline = clock() + timeout
+    while True:
+        records = state_dir.records()
+        applied = sum(1 for record in records if record_generation(record) >= generation)
+        if applied == len(records) or clock() >= deadline:
+            return Rollout(generation, applied, len(records))
+        sleep(poll)
+
+
+class Publisher:
+    """Asks the processes following ``state_dir`` to apply settings; is not one of them."""
+
+    def __init__(
+        self,
+        state_dir: StateDir,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        wallclock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.state_dir = state_dir
+        self._clock = clock
+        self._wallclock = wallclock
+        self._sleep = sleep
+
+    def publish(self, settings: Settings | None, timeout: float) -> Rollout:
+        """Ask every process to apply ``settings`` (None: restore defaults)."""
+        desired = self.state_dir.publish(settings, iso_time(self._wallclock()))
+        self._published()
+        return wait_for_rollout(
+            self.state_dir, desired.generation, timeout, clock=self._clock, sleep=self._sleep
+        )
+
+    def _published(self) -> None:
+        """Hook for a process that follows: apply at once rather than at its next poll."""
+
+    def thresholds(self, rollout: Rollout) -> list[int] | None:
+        """The thresholds the processes run after ``rollout``: the one value
+        they all report, or None when none applied it or they differ (a
+        restore to each process's own defaults)."""
+        found = {
+            tuple(record["thresholds"])
+            for record in self.state_dir.records()
+            if record_generation(record) >= rollout.generation
+            and isinstance(record.get("thresholds"), list)
+        }
+        return list(found.pop()) if len(found) == 1 else None
+
+    def desired(self) -> Desired | None:
+        """What was last published; None if nothing was (or it is garbage,
+        which the next publish replaces)."""
+        try:
+            return self.state_dir.read_desired()
+        except ValueError:
+            return None
+
+    def status(self) -> dict[str, Any]:
+        """The pod's view: desired settings, generation, every live process."""
+        desired = self.desired()
+        generation = 0 if desired is None else desired.generation
+        settings = None if desired is None else desired.settings
+        records = self.state_dir.records()
+        return {
+            "desired": None if settings is None else settings.to_json(),
+            "generation": generation,
+            "processes": [{key: record.get(key) for key in RECORD_FIELDS} for record in records],
+            "in_sync": all(record_generation(record) == generation for record in records),
+        }
+
+    def describe(self) -> dict[str, Any]:
+        """The answer to ``GET``: here, only the pod's view."""
+        return self.status()
+
+    def records(self) -> list[dict[str, Any]]:
+        """What every live process last reported (for ``/metrics``)."""
+        return self.state_dir.records()
+
+
+def iso_time(seconds: float) -> str:
+    """UTC, milliseconds, ``Z``: the form Kubernetes uses in its own timestamps."""
+    moment = datetime.fromtimestamp(seconds, timezone.utc)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def record_generation(record: dict[str, Any]) -> int:
+    generation = record.get("generation")
+    return generation if type(generation) is int else -1

@@ -1,0 +1,59 @@
+"""What the agent needs from uWSGI, when it runs inside one.
+
+uWSGI loads the app in its first process, then forks the workers without
+running Python's at-fork hooks (unless ``--py-call-osafterfork``), so a
+follower started at import would never re-join in the workers. uWSGI offers
+its own post-fork hook instead; this module uses it, and tells the agent when
+it runs in the master, which serves no request and so should not count.
+
+Outside uWSGI every function here does nothing: the ``uwsgi`` module exists
+only inside the server, which has imported it before it loads any app.
+``--enable-threads`` is required, or the follower thread never runs.
+"""
+
+from __future__ import annotations
+
+import sys
+from types import ModuleType
+from typing import Callable
+
+
+def _server() -> ModuleType | None:
+    module = sys.modules.get("uwsgi")
+    return module if hasattr(module, "worker_id") else None
+
+
+def in_master() -> bool:
+    """True in the process that loads the app before forking the workers
+    (it becomes worker 1 when uWSGI runs without ``--master``)."""
+    server = _server()
+    return server is not None and server.worker_id() == 0
+
+
+def after_fork(callback: Callable[[], None]) -> None:
+    """Run ``callback`` in every worker once it is forked (and respawned).
+
+    With a master, through ``uwsgidecorators.postfork``, the chain apps use
+    too (its import would replace a hook set by hand); without one, or where
+    the distribution ships uWSGI without that module, by chaining
+    ``uwsgi.post_fork_hook`` directly.
+    """
+    server = _server()
+    if server is None:
+        return
+    if server.masterpid():
+        try:
+            from uwsgidecorators import postfork
+        except ImportError:
+            pass
+        else:
+            postfork(callback)
+            return
+    previous: Callable[[], None] | None = getattr(server, "post_fork_hook", None)
+
+    def hook() -> None:
+        callback()
+        if previous is not None:
+            previous()
+
+    server.post_fork_hook = hook

@@ -1,0 +1,61 @@
+"""WSGI middleware: ``app = GCTunerMiddleware(app)`` for Django or any WSGI app.
+
+It answers ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.routes`) itself
+and passes every other request to the app untouched. Configuration: keyword
+options (the field names of :class:`~gctuner.config.Config`), then the
+environment, then the defaults. Creating it makes the process follow the
+shared state, so create it where the app is created (``wsgi.py``).
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Callable, Iterable, Mapping
+
+from .config import Config
+from .endpoint import TuneEndpoint
+from .routes import Routes, read_declared
+
+WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+
+_UNPREFIXED = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
+
+
+class GCTunerMiddleware:
+    """Wraps a WSGI app; the agent's paths never reach it."""
+
+    def __init__(self, app: WSGIApp, **options: Any) -> None:
+        self.app = app
+        config = Config.with_options(options, os.environ, "GCTunerMiddleware")
+        self.routes = Routes(TuneEndpoint(config))
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        route = self.routes.find(environ.get("PATH_INFO", ""))
+        if route is None:
+            return self.app(environ, start_response)
+        def read(limit: int) -> bytes:
+            return read_declared(
+                environ["wsgi.input"].read,
+                environ.get("CONTENT_LENGTH"),
+                limit,
+                terminated=bool(environ.get("wsgi.input_terminated")),
+            )
+
+        method = environ["REQUEST_METHOD"]
+        answer = self.routes.respond(route, method, request_headers(environ), read)
+        start_response(answer.status_line, answer.headers)
+        return [answer.body]
+
+
+def request_headers(environ: Mapping[str, Any]) -> dict[str, str]:
+    """The request headers of a WSGI environ, by their lower-case HTTP names."""
+    headers = {
+        name[5:].replace("_", "-").lower(): value
+        for name, value in environ.items()
+        if name.startswith("HTTP_")
+    }
+    headers.update({_UNPREFIXED[name]: environ[name] for name in _UNPREFIXED if environ.get(name)})
+    return headers
+

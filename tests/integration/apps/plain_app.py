@@ -1,0 +1,24 @@
+"""A WSGI app with no gctuner code in it: it only reports its own collector.
+
+Served by the gunicorn-hooks and sidecar tests, which tune it from outside,
+and wrapped by wsgi_app.py for uWSGI and the multiprocessing server.
+"""
+
+from __future__ import annotations
+
+import gc
+import json
+import os
+from typing import Any, Callable, Iterable
+
+
+def report() -> bytes:
+    """This process's pid, thresholds and frozen objects, as JSON."""
+    data = {"pid": os.getpid(), "thresholds": list(gc.get_threshold()), "frozen": gc.get_freeze_count()}
+    return json.dumps(data).encode()
+
+
+def application(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+    body = report()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]

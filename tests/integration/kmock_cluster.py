@@ -1,0 +1,222 @@
+"""A mocked Kubernetes API (kmock) and real agents, for the operator's API-fault tests.
+
+Not a test module. The API server is kmock's ``KubernetesEmulator``, made to
+answer as a real one does where the operator and kopf depend on it:
+
+- a write that an injected fault refuses is not applied (kmock stores every
+  write before any reaction answers);
+- an object created with ``generateName`` gets a name (the operator's Events);
+- the namespaces and CRD resources are discoverable (kopf waits for both
+  before it watches anything), and the test objects carry a resourceVersion
+  (kopf's finalizer patch tests it);
+- each request's arrival time is kept (in kmock 0.8 a reaction with only a
+  side effect stops seeing requests after the first).
+
+The agents are the real agent core, one per fake pod, served as ``gctuner
+sidecar`` serves it on its own port of 127.0.0.1, each with a fake ``gc``
+module so that the test process's own collector is never touched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import threading
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import attrs
+import kmock
+
+from gctuner.config import Config
+from gctuner.endpoint import TuneEndpoint
+from gctuner.routes import Routes
+from gctuner.runtime import GCRuntime
+from gctuner.server import SidecarServer
+from gctuner.shared import SharedState
+from gctuner.statedir import StateDir
+from gctuner_operator.views import APPLIED_ANNOTATION, ENABLED_LABEL, PORT_ANNOTATION
+
+NAMESPACE = "shop"
+PODS = "v1/pods"
+POLICIES = "gctuner.dev/v1alpha1/gcpolicies"
+TOKEN = "kmock-token"
+TUNED = [50000, 20, 100]
+STARTUP = (700, 10, 10)
+WRITE_VERBS = ["create", "delete", "get", "list", "patch", "update", "watch"]
+
+
+@attrs.define(kw_only=True)
+class Emulator(kmock.KubernetesEmulator):
+    """kmock's Kubernetes emulator, with refusals that leave the objects as they were."""
+
+    _refusals: list[kmock.View] = attrs.field(factory=list, init=False)
+    _arrivals: dict[int, float] = attrs.field(factory=dict, init=False)
+
+    def __attrs_post_init__(self) -> None:
+        super().__attrs_post_init__()
+        self.resources[PODS] = {"kind": "Pod", "singular": "pod", "namespaced": True,
+                                "verbs": WRITE_VERBS, "subresources": ["status"]}  # fmt: skip
+        self.resources["v1/events"] = {"kind": "Event", "singular": "event", "namespaced": True,
+                                       "verbs": WRITE_VERBS}  # fmt: skip
+        self.resources[POLICIES] = {"kind": "GCPolicy", "singular": "gcpolicy", "namespaced": True,
+                                    "verbs": WRITE_VERBS, "subresources": ["status"],
+                                    "shortnames": ["gcpol"]}  # fmt: skip
+        # kopf waits for these two to be discovered before it watches anything.
+        self.resources["v1/namespaces"] = {"kind": "Namespace", "singular": "namespace", "namespaced": False,
+                                           "verbs": WRITE_VERBS}  # fmt: skip
+        self.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = {
+            "kind": "CustomResourceDefinition", "singular": "customresourcedefinition", "namespaced": False,
+            "verbs": WRITE_VERBS,
+        }  # fmt: skip
+
+    def refuse(self, view: kmock.View, code: int, reason: str) -> kmock.Reaction:
+        """Answer the requests in ``view`` with a Kubernetes error; none of them is applied."""
+        self._refusals.append(view)
+        return view << code << status_body(code, reason, f"injected by the test: {reason}")
+
+    async def _handle(self, request: kmock.Request) -> Any:
+        self._arrivals[request.id] = asyncio.get_running_loop().time()
+        if any(request in view for view in self._refusals):
+            return await kmock.RawHandler._handle(self, request)  # answered by the refusal; nothing stored
+        metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
+        if request.action == kmock.action.CREATE and isinstance(metadata, dict):
+            if not metadata.get("name") and metadata.get("generateName"):
+                metadata["name"] = metadata["generateName"] + secrets.token_hex(3)
+        return await super()._handle(request)
+
+    # --- what tests read back --------------------------------------------------------
+
+    def arrivals(self, view: kmock.View) -> list[float]:
+        """When each request in ``view`` arrived (event loop time)."""
+        return [self._arrivals[request.id] for request in view]
+
+    def status(self, name: str = "web") -> dict[str, Any]:
+        """The policy's status as stored (only writes that were not refused)."""
+        return dict(self.objects[POLICIES, NAMESPACE, name].get("status") or {})
+
+    def applied(self, pod: str) -> str | None:
+        """The pod's ``gctuner.dev/applied`` annotation as stored."""
+        annotations = self.objects[PODS, NAMESPACE, pod]["metadata"].get("annotations") or {}
+        return annotations.get(APPLIED_ANNOTATION)
+
+
+def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
+    """A ``Status`` as the API server sends with an error (and in a watch's ERROR event)."""
+    return {"apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "code": code, "reason": reason, "message": message}  # fmt: skip
+
+
+def policy_body(name: str = "web") -> dict[str, Any]:
+    return {
+        "apiVersion": "gctuner.dev/v1alpha1",
+        "kind": "GCPolicy",
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "resourceVersion": "1",
+                     "generation": 1, "creationTimestamp": "2024-01-01T00:00:00Z"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "thresholds": TUNED},
+    }  # fmt: skip
+
+
+def pod_body(name: str, port: int) -> dict[str, Any]:
+    """A running, ready, opted-in pod whose agent listens on 127.0.0.1:``port``."""
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"name": name, "namespace": NAMESPACE, "uid": f"uid-{name}", "resourceVersion": "1",
+                     "labels": {"app": "web", ENABLED_LABEL: "true"},
+                     "annotations": {PORT_ANNOTATION: str(port)}},
+        "spec": {"containers": [{"name": "app", "image": "app"}]},
+        "status": {"phase": "Running", "podIP": "127.0.0.1",
+                   "conditions": [{"type": "Ready", "status": "True"}],
+                   "containerStatuses": [{"name": "app", "image": "app", "imageID": "", "restartCount": 0,
+                                          "ready": True}]},
+    }  # fmt: skip
+
+
+async def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
+    """Poll ``check`` on the event loop until it is truthy; fail naming ``what``."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not (result := check()):
+        assert loop.time() < deadline, f"timed out after {timeout:g}s waiting for {what}"
+        await asyncio.sleep(0.01)
+    return result
+
+
+# --- the agents ----------------------------------------------------------------------
+
+
+class PodGC:
+    """Stands in for one pod's ``gc`` module: the agent applies to it, not to us."""
+
+    def __init__(self) -> None:
+        self.thresholds: tuple[int, ...] = STARTUP
+        self.frozen = 0
+
+    def get_threshold(self) -> tuple[int, ...]:
+        return self.thresholds
+
+    def set_threshold(self, *values: int) -> None:
+        self.thresholds = tuple(values) + self.thresholds[len(values):]
+
+    def get_count(self) -> tuple[int, int, int]:
+        return (0, 0, 0)
+
+    def get_stats(self) -> list[dict[str, int]]:
+        return [{"collections": 0, "collected": 0, "uncollectable": 0}] * 3
+
+    def freeze(self) -> None:
+        self.frozen += 1
+
+    def unfreeze(self) -> None:
+        self.frozen = 0
+
+    def get_freeze_count(self) -> int:
+        return self.frozen
+
+
+class Agent:
+    """One pod's agent: the real endpoint and shared state, as ``gctuner sidecar`` serves them."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self.shared = SharedState(StateDir(state_dir), GCRuntime(PodGC()))
+        endpoint = TuneEndpoint(Config(token=TOKEN, metrics=False, record_pauses=False), shared=self.shared)
+        self.server = SidecarServer(("127.0.0.1", 0), Routes(endpoint))
+        self.port = int(self.server.server_address[1])
+        self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05},
+                                        name=f"agent-{self.port}", daemon=True)  # fmt: skip
+        self._thread.start()
+
+    @property
+    def thresholds(self) -> list[int]:
+        """What the pod's collector runs now."""
+        return list(self.shared.runtime.thresholds())
+
+    @property
+    def pushes(self) -> int:
+        """POSTs and DELETEs it applied: each publishes one generation."""
+        desired = self.shared.desired()
+        return 0 if desired is None else desired.generation
+
+    def stop(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+        self._thread.join(5)
+        self.shared.stop()
+
+
+@contextlib.contextmanager
+def agents(root: Path) -> Iterator[Callable[[str], Agent]]:
+    """``start(name)`` gives a new agent; every one started is stopped at the end."""
+    started: list[Agent] = []
+
+    def start(name: str) -> Agent:
+        started.append(Agent(root / name))
+        return started[-1]
+
+    try:
+        yield start
+    finally:
+        for agent in started:
+            agent.stop()

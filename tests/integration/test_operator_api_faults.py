@@ -1,0 +1,230 @@
+"""The operator against API errors that a real control plane will not produce on demand.
+
+kmock stands in for the API server (see ``kmock_cluster``); everything else
+is real: the operator's code, its HTTP clients, and an agent per fake pod.
+The first test runs the whole kopf operator; the others drive the
+``Reconciler`` directly, with plain dicts as kopf's indexes. The proof that
+rollouts work on a real cluster is in tests/e2e.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterator
+
+import kmock
+import kopf
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.config import kube_config
+from prometheus_client import CollectorRegistry
+
+from gctuner_operator import handlers  # noqa: F401  (registers the operator's kopf handlers)
+from gctuner_operator.agent_client import AgentClient
+from gctuner_operator.config import OperatorConfig
+from gctuner_operator.kube import Kube
+from gctuner_operator.metrics import OperatorMetrics
+from gctuner_operator.reconciler import Reconciler
+from gctuner_operator.views import PodView, PolicyView
+from kmock_cluster import (
+    NAMESPACE, PODS, POLICIES, TOKEN, TUNED, Agent, Emulator, agents, policy_body, pod_body, status_body, until,
+)  # fmt: skip
+
+pytestmark = [pytest.mark.kmock(cls=Emulator), pytest.mark.timeout(60)]
+
+POLICY_STATUS = kmock.resource(POLICIES), kmock.subresource("status")
+
+
+@pytest.fixture
+def api(kmock: Emulator) -> Emulator:
+    """The mocked API server (kmock's pytest fixture, made an ``Emulator`` by the mark above)."""
+    return kmock
+
+
+@pytest.fixture
+def start_agent(tmp_path: Path) -> Iterator[Callable[[str], Agent]]:
+    with agents(tmp_path / "pods") as start:
+        yield start
+
+
+def applied(api: Emulator, pod: str) -> dict[str, Any] | None:
+    raw = api.applied(pod)
+    return json.loads(raw) if raw else None
+
+
+# --- 1. the whole operator: a watch that answers 410 Gone -----------------------------
+
+
+@contextlib.asynccontextmanager
+async def operator(api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kopf.Memo]:
+    """The real operator (kopf and our handlers) in this event loop, logged in to ``api``."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+        "clusters": [{"name": "kmock", "cluster": {"server": str(api.url).rstrip("/")}}],
+        "users": [{"name": "test", "user": {"token": "kmock"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
+    }))  # fmt: skip
+    # kopf's login and our kube.connect() both call kubernetes_asyncio's load_kube_config(),
+    # which reads $KUBECONFIG once, at import; and it sets a process-wide default (undone after).
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    monkeypatch.setattr(client.Configuration, "_default", None)
+    for name in ("KUBERNETES_SERVICE_HOST", "GCTUNER_TOKEN_FILE", "GCTUNER_METRICS_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GCTUNER_TOKEN", TOKEN)
+
+    settings = kopf.OperatorSettings()
+    settings.process.ultimate_exiting_timeout = None  # never SIGKILL the test process
+    memo, ready, stop = kopf.Memo(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(kopf.operator(
+        clusterwide=True, standalone=True, settings=settings, memo=memo, ready_flag=ready, stop_flag=stop,
+    ))  # fmt: skip
+    try:
+        await until(lambda: ready.is_set() or task.done(), 20, "the operator to start")
+        assert not task.done(), task.exception()
+        yield memo
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)
+
+
+async def test_a_pods_watch_gone_410_is_relisted_and_pods_converge(
+    api: Emulator, start_agent: Callable[[str], Agent], tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    a, b = start_agent("a"), start_agent("b")
+    api.objects[POLICIES, NAMESPACE, "web"] = policy_body()
+    api.objects[PODS, NAMESPACE, "a"] = pod_body("a", a.port)
+    released = asyncio.Event()
+
+    async def when_released() -> None:
+        await released.wait()
+
+    # The first pods watch says nothing until released, then that its resource version is gone.
+    gone = api["watch v1/pods"][:1] << (b"", when_released, {
+        "type": "ERROR", "object": status_body(410, "Expired", "too old resource version: 1 (42)"),
+    })  # fmt: skip
+    try:
+        async with operator(api, tmp_path, monkeypatch):
+            await until(lambda: a.thresholds == TUNED and applied(api, "a"), what="pod a applied")
+            # b appears while that watch is broken: only a new list can tell the operator.
+            api.objects[PODS, NAMESPACE, "b"] = pod_body("b", b.port)
+            released.set()
+            await until(lambda: b.thresholds == TUNED and applied(api, "b"), what="pod b applied after the 410")
+            await until(lambda: api.status().get("appliedPods") == 2, what="the status to count both pods")
+    finally:
+        released.set()  # never leave the mocked stream hanging
+
+    assert len(gone) == 1
+    assert len(api["list v1/pods"]) == 2  # kopf listed the pods again after the 410
+    assert applied(api, "b")["policy"] == "web"  # type: ignore[index]
+    assert (a.pushes, b.pushes) == (1, 1)  # the re-list re-pushed nothing
+    assert api.status()["conditions"][0]["reason"] == "Applied"
+    assert not api.errors
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.ERROR] == []  # no handler failed
+
+
+# --- 2-4. the reconciler alone, with API faults on its writes -------------------------
+
+
+PodIndex = dict[tuple[str, str], list[PodView]]
+
+
+@contextlib.asynccontextmanager
+async def reconciler(api: Emulator, pods: dict[str, Agent]) -> AsyncIterator[tuple[Reconciler, PodIndex]]:
+    """A started ``Reconciler`` writing to ``api`` and pushing to ``pods``' agents, and its
+    index of pods (what kopf's would hold; the test edits it as a watch would); closed after."""
+    for name, agent in pods.items():
+        api.objects[PODS, NAMESPACE, name] = pod_body(name, agent.port)
+    api.objects[POLICIES, NAMESPACE, "web"] = policy_body()
+    index: PodIndex = {(NAMESPACE, n): [PodView.from_body(pod_body(n, agent.port))] for n, agent in pods.items()}
+    config = OperatorConfig(status_interval=0.05, retry_base=0.2, retry_max=1.0, verify_interval=3600, token=TOKEN)
+    rec = Reconciler(
+        policies={NAMESPACE: [PolicyView.from_body(policy_body())]},
+        pods=index,
+        agent=AgentClient(config.push_timeout, config.max_parallel),
+        kube=Kube(client.ApiClient(client.Configuration(host=str(api.url).rstrip("/")))),
+        config=config,
+        metrics=OperatorMetrics(CollectorRegistry()),
+    )
+    rec.start()
+    try:
+        yield rec, index
+    finally:
+        await rec.close()
+
+
+async def test_a_409_on_the_pod_annotation_is_retried_with_backoff(
+    api: Emulator, start_agent: Callable[[str], Agent]
+) -> None:
+    a = start_agent("a")
+    patches = api["patch v1/pods", kmock.name("a")]
+    conflict = api.refuse(patches[:1], 409, "Conflict")
+
+    async def once_the_status_reports_it() -> Any:
+        await until(lambda: api.status().get("failedPods") == 1, what="the failure in the status")
+        return NotImplemented  # then let the emulator answer
+
+    held = patches[1:2] << once_the_status_reports_it  # the retry waits until the failure was reported
+    async with reconciler(api, {"a": a}) as (rec, _):
+        rec.policy_changed(NAMESPACE)
+        await until(lambda: api.status().get("appliedPods") == 1, what="pod a applied")
+
+    assert len(conflict) == 1 and len(held) == 1 and len(patches) == 2
+    first, second = api.arrivals(patches)
+    assert second - first >= 0.2  # retry_base
+    assert applied(api, "a")["settings"]["thresholds"] == TUNED  # type: ignore[index]
+    assert a.pushes == 1  # the retry verified the agent instead of pushing again
+    status = api.status()
+    assert (status["failedPods"], status["failures"], status["conditions"][0]["reason"]) == (0, [], "Applied")
+    assert rec.outcomes[(NAMESPACE, "a")].ok
+    assert not api.errors
+
+
+async def test_5xx_on_the_status_backs_off_until_it_lands(
+    api: Emulator, start_agent: Callable[[str], Agent], caplog: pytest.LogCaptureFixture
+) -> None:
+    a, b = start_agent("a"), start_agent("b")
+    writes = api["patch", POLICY_STATUS]
+    refused = [api.refuse(writes[:2], 500, "InternalError"), api.refuse(writes[2:3], 503, "ServiceUnavailable")]
+    async with reconciler(api, {"a": a, "b": b}) as (rec, index):
+        rec.policy_changed(NAMESPACE)
+        await until(lambda: api.status().get("appliedPods") == 2, what="the status to land")
+        await until(lambda: len(api["create v1/events"]) == 1, what="the rollout's Event")
+        landed = len(writes)
+        del index[(NAMESPACE, "b")]  # then pod b is deleted: the status loop still writes
+        rec.pod_changed((NAMESPACE, "b"), None)
+        await until(lambda: api.status().get("matchedPods") == 1, what="the status after b was deleted")
+
+    assert [len(r) for r in refused] == [2, 1] and landed >= 4 and len(writes) == landed + 1
+    times = api.arrivals(writes)
+    gaps = [later - earlier for earlier, later in zip(times, times[1:4])]
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4  # the interval, doubled per failure
+    assert api.status()["conditions"][0]["reason"] == "Applied"
+    assert (a.pushes, b.pushes) == (1, 1)
+    assert len(api["patch v1/pods"]) == 2  # each pod annotated once
+    assert len(api["create v1/events"]) == 1  # one Event for the rollout, posted once it was written
+    failures = [r.getMessage() for r in caplog.records if "writing policy status failed" in r.getMessage()]
+    assert len(failures) == 3 and "HTTP 503" in failures[-1]
+    assert not api.errors
+
+
+async def test_a_404_on_the_annotation_of_a_deleted_pod_is_no_failure(
+    api: Emulator, start_agent: Callable[[str], Agent]
+) -> None:
+    a, b = start_agent("a"), start_agent("b")
+    async with reconciler(api, {"a": a, "b": b}) as (rec, _):
+        del api.objects[PODS, NAMESPACE, "a"]  # deleted; the watch has not told the operator yet
+        rec.policy_changed(NAMESPACE)
+        await until(lambda: api.status().get("appliedPods") == 2, what="both pods counted")
+
+    assert [type(e).__name__ for e in api.errors] == ["KubernetesObjectNotFoundError"]  # the 404
+    assert len(api["patch v1/pods", kmock.name("a")]) == 1  # not retried
+    assert rec.outcomes[(NAMESPACE, "a")].ok
+    status = api.status()
+    assert (status["failedPods"], status["failures"]) == (0, [])
+    assert (a.pushes, b.pushes) == (1, 1)

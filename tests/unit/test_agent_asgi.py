@@ -1,0 +1,142 @@
+"""The ASGI middleware, driven by hand-written ASGI events.
+
+Plain test functions around ``asyncio.run``: they need no pytest plugin, so
+they run under every interpreter of the matrix.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import gc
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+import pytest
+
+from gctuner.asgi import GCTunerMiddleware
+from gctuner.statedir import StateDir
+
+pytestmark = pytest.mark.timeout(60)
+
+TOKEN = "asgi-test-token"
+AUTH = (b"authorization", f"Bearer {TOKEN}".encode())
+JSON = (b"content-type", b"application/json")
+
+
+class Inner:
+    """The wrapped app: records the scopes it was given."""
+
+    def __init__(self) -> None:
+        self.scopes: list[str] = []
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        self.scopes.append(scope["type"])
+
+
+@pytest.fixture
+def inner() -> Inner:
+    return Inner()
+
+
+@pytest.fixture
+def middleware(tmp_path: Path, inner: Inner) -> Iterator[GCTunerMiddleware]:
+    before = gc.get_threshold()
+    state_dir = str(tmp_path / "state")
+    wrapped = GCTunerMiddleware(inner, token=TOKEN, state_dir=state_dir, apply_timeout=0.5)
+    yield wrapped
+    wrapped.routes.shared.stop()  # type: ignore[attr-defined]
+    gc.set_threshold(*before)
+
+
+@dataclasses.dataclass
+class Exchange:
+    status: int
+    headers: dict[bytes, bytes]
+    body: bytes
+    received: int
+    """How many messages the middleware asked for."""
+
+
+async def request(
+    app: Any, method: str, path: str, chunks: list[bytes], headers: list[tuple[bytes, bytes]]
+) -> Exchange:
+    """One HTTP request; ``chunks`` are the body's messages."""
+    messages = [{"type": "http.request", "body": chunk, "more_body": i < len(chunks) - 1}
+                for i, chunk in enumerate(chunks or [b""])]  # fmt: skip
+    received = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal received
+        received += 1
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": method, "path": path, "headers": headers}
+    await app(scope, receive, send)
+    body = b"".join(message.get("body", b"") for message in sent[1:])
+    return Exchange(sent[0]["status"], dict(sent[0]["headers"]), body, received)
+
+
+def test_lifespan_websocket_and_other_paths_pass_through(
+    middleware: GCTunerMiddleware, inner: Inner
+) -> None:
+    scopes = ({"type": "lifespan"}, {"type": "websocket", "path": "/tune_gc"}, {"type": "http", "path": "/"})
+    for scope in scopes:
+        asyncio.run(middleware(scope, None, None))  # type: ignore[arg-type]
+    assert inner.scopes == ["lifespan", "websocket", "http"]
+
+
+def test_post_in_several_chunks(middleware: GCTunerMiddleware) -> None:
+    body = json.dumps({"thresholds": [50000, 20, 100]}).encode()
+    answer = asyncio.run(request(middleware, "POST", "/tune_gc", [body[:5], body[5:]], [AUTH, JSON]))
+    assert answer.status == 200 and answer.headers[b"content-type"] == b"application/json"
+    assert json.loads(answer.body)["new_thresholds"] == [50000, 20, 100]
+    assert gc.get_threshold() == (50000, 20, 100)
+
+
+def test_the_body_is_read_up_to_the_bound_only(middleware: GCTunerMiddleware) -> None:
+    chunks = [b" " * 1000] * 100  # no Content-Length: streamed
+    answer = asyncio.run(request(middleware, "POST", "/tune_gc", chunks, [AUTH, JSON]))
+    assert answer.status == 413 and "larger than 4096 bytes" in json.loads(answer.body)["message"]
+    assert answer.received == 5  # 5000 bytes are more than the bound: stop there
+
+
+def test_a_refusal_reads_nothing(middleware: GCTunerMiddleware) -> None:
+    answer = asyncio.run(request(middleware, "POST", "/tune_gc", [b"{}"], [JSON]))
+    assert answer.status == 401 and answer.headers[b"www-authenticate"] == b"Bearer"
+    assert answer.received == 0
+
+
+def test_waiting_for_other_processes_never_blocks_the_loop(
+    middleware: GCTunerMiddleware, tmp_path: Path
+) -> None:
+    stale = StateDir(tmp_path / "state")  # a live process that never applies anything
+    slot = stale.register()
+    stale.write_record(slot, {"pid": os.getpid() + 1, "generation": 0})
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    async def post_while_ticking() -> Exchange:
+        task = asyncio.ensure_future(ticker())
+        body = json.dumps({"thresholds": [1234]}).encode()
+        try:
+            return await request(middleware, "POST", "/tune_gc", [body], [AUTH, JSON])
+        finally:
+            task.cancel()
+
+    answer = asyncio.run(post_while_ticking())
+    stale.release(slot)
+    assert answer.status == 200
+    assert json.loads(answer.body)["processes"] == {"applied": 1, "total": 2}
+    assert ticks >= 10  # the loop ran throughout the 0.5 s wait
