@@ -7,6 +7,7 @@ must be safe to call twice and leave nothing behind.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import signal
 import ssl
@@ -55,6 +56,7 @@ class ManagedProcess:
                 env=self.env,
                 cwd=self.cwd,
                 start_new_session=True,  # its own process group: stop() kills all of it
+                preexec_fn=_die_with_parent,
             )
 
     def log_tail(self, lines: int = 25) -> str:
@@ -95,6 +97,16 @@ class ManagedProcess:
                 _signal_group(proc.pid, signal.SIGKILL)
                 proc.wait(timeout=grace)
         _signal_group(proc.pid, signal.SIGKILL)  # stragglers the leader left behind
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the process that started us dies.
+
+    ``stop()`` is the normal path; this covers a harness killed with SIGKILL
+    (a CI timeout), which would otherwise leave etcd and kube-apiserver behind.
+    """
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _signal_group(pgid: int, sig: signal.Signals) -> None:

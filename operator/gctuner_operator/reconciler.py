@@ -184,9 +184,11 @@ class Reconciler:
             table.pop(pod.key, None)
 
     async def _in_place(self, pod: PodView, policy: PolicyView | None, known: Outcome | None, verify: bool) -> bool:
+        """Does the pod already run what it should? Read it live only when we
+        do not know (after a restart) or a periodic check asks to."""
         want = policy.settings if policy else None
-        if known is not None and known.ok and known.settings == want and not verify:
-            return True
+        if known is not None and not verify:
+            return known.ok and known.settings == want
         if known is None and not verify and not same_settings(pod.applied, want):
             return False  # the annotation already says it differs: no need to read first
         try:
