@@ -24,37 +24,9 @@ from gctuner.endpoint import Request, TuneEndpoint
 from gctuner.runtime import GCRuntime
 from gctuner.shared import SharedState
 from gctuner.statedir import StateDir
+from gctuner.testing import StandInGC
 
 PORT = 5000
-
-
-class PodCollector:
-    """What a pod's ``gc`` module would say; starts at CPython 3.11's defaults."""
-
-    def __init__(self) -> None:
-        self.thresholds: tuple[int, ...] = (700, 10, 10)
-        self.frozen = 0
-
-    def get_threshold(self) -> tuple[int, ...]:
-        return self.thresholds
-
-    def set_threshold(self, *values: int) -> None:
-        self.thresholds = tuple(values) + self.thresholds[len(values):]
-
-    def get_count(self) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def get_stats(self) -> list[dict[str, int]]:
-        return [{"collections": 0, "collected": 0, "uncollectable": 0}] * 3
-
-    def freeze(self) -> None:
-        self.frozen += 1
-
-    def unfreeze(self) -> None:
-        self.frozen = 0
-
-    def get_freeze_count(self) -> int:
-        return self.frozen
 
 
 class AgentFarm:
@@ -65,10 +37,10 @@ class AgentFarm:
         resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # a socket and a lock file per pod
         config = Config(token=token, record_pauses=False, apply_timeout=1.0)
         workdir.mkdir(parents=True, exist_ok=True)
-        self.collectors: dict[str, PodCollector] = {}
+        self.collectors: dict[str, StandInGC] = {}
         self._endpoints: dict[str, TuneEndpoint] = {}
         for ip in ips:
-            collector = self.collectors[ip] = PodCollector()
+            collector = self.collectors[ip] = StandInGC()
             shared = SharedState(StateDir(workdir / ip, private=True), GCRuntime(gc_module=collector))
             shared.sync()  # registers the pod's one process
             self._endpoints[ip] = TuneEndpoint(config, shared=shared)

@@ -36,6 +36,7 @@ from gctuner.runtime import GCRuntime
 from gctuner.server import SidecarServer
 from gctuner.shared import SharedState
 from gctuner.statedir import StateDir
+from gctuner.testing import StandInGC
 from gctuner_operator.views import APPLIED_ANNOTATION, ENABLED_LABEL, PORT_ANNOTATION
 
 NAMESPACE = "shop"
@@ -147,40 +148,11 @@ async def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "th
 # --- the agents ----------------------------------------------------------------------
 
 
-class PodGC:
-    """Stands in for one pod's ``gc`` module: the agent applies to it, not to us."""
-
-    def __init__(self) -> None:
-        self.thresholds: tuple[int, ...] = STARTUP
-        self.frozen = 0
-
-    def get_threshold(self) -> tuple[int, ...]:
-        return self.thresholds
-
-    def set_threshold(self, *values: int) -> None:
-        self.thresholds = tuple(values) + self.thresholds[len(values):]
-
-    def get_count(self) -> tuple[int, int, int]:
-        return (0, 0, 0)
-
-    def get_stats(self) -> list[dict[str, int]]:
-        return [{"collections": 0, "collected": 0, "uncollectable": 0}] * 3
-
-    def freeze(self) -> None:
-        self.frozen += 1
-
-    def unfreeze(self) -> None:
-        self.frozen = 0
-
-    def get_freeze_count(self) -> int:
-        return self.frozen
-
-
 class Agent:
     """One pod's agent: the real endpoint and shared state, as ``gctuner sidecar`` serves them."""
 
     def __init__(self, state_dir: Path) -> None:
-        self.shared = SharedState(StateDir(state_dir), GCRuntime(PodGC()))
+        self.shared = SharedState(StateDir(state_dir), GCRuntime(StandInGC(STARTUP)))
         endpoint = TuneEndpoint(Config(token=TOKEN, metrics=False, record_pauses=False), shared=self.shared)
         self.server = SidecarServer(("127.0.0.1", 0), Routes(endpoint))
         self.port = int(self.server.server_address[1])

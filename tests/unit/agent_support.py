@@ -10,39 +10,9 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
+from gctuner.testing import StandInGC as FakeGC  # noqa: F401  (the tests import it from here)
+
 FOLLOWER_SCRIPT = Path(__file__).with_name("agent_follower.py")
-
-
-class FakeGC:
-    """Stands in for the ``gc`` module: records what the agent asks of it."""
-
-    def __init__(self, thresholds: tuple[int, ...] = (700, 10, 10)) -> None:
-        self.thresholds = tuple(thresholds)
-        self.frozen = 0
-        self.callbacks: list[Callable[[str, dict[str, int]], None]] = []
-
-    def get_threshold(self) -> tuple[int, ...]:
-        return self.thresholds
-
-    def set_threshold(self, *values: int) -> None:
-        # like gc.set_threshold: the values left out keep their current ones
-        assert 1 <= len(values) <= 3
-        self.thresholds = tuple(values) + self.thresholds[len(values):]
-
-    def get_count(self) -> tuple[int, int, int]:
-        return (5, 1, 0)
-
-    def get_stats(self) -> list[dict[str, int]]:
-        return [{"collections": 3, "collected": 7, "uncollectable": 0}] * 3
-
-    def freeze(self) -> None:
-        self.frozen += 100
-
-    def unfreeze(self) -> None:
-        self.frozen = 0
-
-    def get_freeze_count(self) -> int:
-        return self.frozen
 
 
 def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
