@@ -5,17 +5,17 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries demo test unit e2e bench cluster cluster-down operator clean
+.PHONY: help venv binaries free-threaded wrk demo test unit e2e bench cluster cluster-down operator clean
 
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml localcluster/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gctuner needs Python 3.11+ for its tools (the agent itself runs on 3.9+); set PYTHON=python3.11")'
 	@echo "==> creating $(VENV) and installing gctuner with its dev tools"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip
-	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]'
+	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]' --editable ./localcluster
 	@touch $@
 
 venv: $(STAMP)  ## create the virtualenv and install everything
@@ -23,10 +23,13 @@ venv: $(STAMP)  ## create the virtualenv and install everything
 binaries: venv  ## find or build kube-apiserver, etcd and kubectl (cached in ~/.cache/gctuner)
 	@$(BIN)/gctuner-localcluster binaries >/dev/null
 
+free-threaded:  ## build a free-threaded CPython 3.13 for the agent's tests (once, ~3 min; cached in ~/.cache/gctuner)
+	@tests/build-free-threaded-python
+
 demo: binaries  ## the whole thing on a local cluster: operator, pods, a GCPolicy (Ctrl-C stops)
 	@$(BIN)/python -m gctuner_localcluster.demo
 
-test: binaries  ## unit, integration and end-to-end tests (real kube-apiserver)
+test: binaries free-threaded  ## unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
 	@$(BIN)/pytest
 
 unit: venv  ## only the fast tests
@@ -34,6 +37,13 @@ unit: venv  ## only the fast tests
 
 e2e: binaries  ## only the end-to-end tests
 	@$(BIN)/pytest tests/e2e
+
+wrk:
+	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
+		|| { echo "make bench needs wrk: run 'sudo apt-get install -y wrk'" >&2; exit 1; }
+
+bench: binaries wrk  ## the benchmarks (BENCH="name ..." for some); tables in bench/results/
+	@timeout --kill-after=60 3600 $(BIN)/python -m bench $(BENCH)
 
 cluster: binaries  ## start a local cluster in the background; prints the KUBECONFIG to export
 	@$(BIN)/gctuner-localcluster up

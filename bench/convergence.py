@@ -14,8 +14,8 @@ import time
 
 from . import fleet
 from .agentfarm import AgentFarm
-from .operator_env import TOKEN, cluster_with_operator, spread, wait, workdir
-from .report import Table
+from .operator_env import TOKEN, cluster_with_operator, wait, workdir
+from .report import Table, spread
 
 SIZES = (10, 100, 1000)
 REPEATS = 3
@@ -47,13 +47,13 @@ def run() -> list[Table]:
                     _rollout(cluster, farm, namespace, n, [9000, 10, 10])  # warm-up: first contact
                     times = [_rollout(cluster, farm, namespace, n, [10000 + r, 20, 30]) for r in range(REPEATS)]
                 raw[str(n)] = times
-                rows.append((str(n), spread(times), f"{1000 * min(times) / n:.1f}"))
+                rows.append((str(n), spread(times, digits=2), f"{min(times):.2f}", f"{max(times):.2f}"))
                 fleet.delete_all(cluster, namespace)
     finally:
         shutil.rmtree(base, ignore_errors=True)
     table = Table(
         "Time from `kubectl apply` to every pod applied (seconds)",
-        ("pods", "median (min–max)", "best, ms per pod"),
+        ("pods", "seconds, mean ± sd", "fastest", "slowest"),
         rows,
         notes=("the time includes kubectl itself (~0.1 s) and the status write interval (0.5 s)",),
         raw=raw,

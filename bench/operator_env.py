@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -40,8 +39,3 @@ def wait(check: Callable[[], bool], timeout: float, what: str, interval: float =
             raise TimeoutError(f"{what} did not happen within {timeout:.0f}s")
         time.sleep(interval)
     return time.monotonic() - started
-
-
-def spread(values: list[float]) -> str:
-    """median (min–max), in seconds."""
-    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
