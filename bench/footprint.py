@@ -12,7 +12,6 @@ every pod event of the cluster and drops the ones that did not opt in.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 
@@ -20,6 +19,7 @@ from . import fleet
 from .agentfarm import AgentFarm
 from .operator_env import TOKEN, cluster_with_operator, wait, workdir
 from .report import Table
+from .servers import cpu_seconds
 
 OPTED_IN = 1000
 BYSTANDERS = 10_000
@@ -32,12 +32,6 @@ def _rss_mb(pid: int, field: str = "VmRSS") -> float:
             if line.startswith(field + ":"):
                 return int(line.split()[1]) / 1024
     raise RuntimeError(f"no {field} for pid {pid}")
-
-
-def _cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
 
 
 def run() -> list[Table]:
@@ -57,9 +51,9 @@ def run() -> list[Table]:
                 first = wait(lambda: fleet.policy_status(cluster, "fleet", "bench").get("appliedPods") == OPTED_IN
                              and farm.all_report((50000, 20, 100)), timeout=600, what="the first rollout")
                 settled_rss = _rss_mb(pid)
-                cpu_before, wall_before = _cpu_seconds(pid), time.monotonic()
+                cpu_before, wall_before = cpu_seconds(pid), time.monotonic()
                 time.sleep(IDLE_SECONDS)  # a benchmark measures over a fixed window; no condition to poll
-                idle_cpu = (_cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
+                idle_cpu = (cpu_seconds(pid) - cpu_before) / (time.monotonic() - wall_before)
                 rows = [
                     ("pods opted in / not opted in", f"{OPTED_IN} / {BYSTANDERS}"),
                     ("first rollout after start (s)", f"{first:.1f}"),

@@ -34,10 +34,11 @@ class Server:
         """User and system CPU used so far by the master and its live workers:
         a cost per request that other load on the machine hardly changes."""
         children = Path(f"/proc/{self.pid}/task/{self.pid}/children").read_text().split()
-        return sum(_cpu_seconds(int(pid)) for pid in [self.pid, *children])
+        return sum(cpu_seconds(int(pid)) for pid in [self.pid, *children])
 
 
-def _cpu_seconds(pid: int) -> float:
+def cpu_seconds(pid: int) -> float:
+    """User plus system CPU time of ``pid`` so far; 0 for a process that is gone."""
     try:
         stat = Path(f"/proc/{pid}/stat").read_text()
     except FileNotFoundError:  # a worker that just exited

@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import signal
-import socket
-import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -20,17 +17,14 @@ from typing import Any, Iterator, Sequence
 import requests
 from polling import wait_for
 
+from gctuner_localcluster.controlplane import free_port  # noqa: F401  (the tests import it from here)
+from gctuner_localcluster.process import ManagedProcess
+
 APPS = Path(__file__).with_name("apps")
 BIN = Path(sys.executable).parent
 TOKEN = "integration-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 TUNED = [50000, 20, 100]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def agent_env(state_dir: Path, **extra: str) -> dict[str, str]:
@@ -42,36 +36,22 @@ def agent_env(state_dir: Path, **extra: str) -> dict[str, str]:
 
 @contextlib.contextmanager
 def serving(command: Sequence[str], env: dict[str, str], log: Path, ready_url: str) -> Iterator[str]:
-    """Run ``command`` until ``ready_url`` answers; yield the log's path as text on failure."""
-    with open(log, "wb") as log_file:
-        server = subprocess.Popen(
-            list(command), stdout=log_file, stderr=subprocess.STDOUT, env=env, cwd=APPS,
-            start_new_session=True,  # its own process group, as each pod has
-        )  # fmt: skip
-
-    def ready() -> bool:
-        if server.poll() is not None:
-            raise AssertionError(f"{command[0]} exited with {server.returncode}:\n{log.read_text()}")
-        return requests.get(ready_url, timeout=5).status_code == 200
-
+    """Run ``command`` (in its own process group, as each pod has) until
+    ``ready_url`` answers; stop it, workers and all, when the test is done."""
+    server = ManagedProcess(Path(command[0]).name, command, log, env=env, cwd=APPS)
+    server.start()
     try:
-        wait_for(ready, 60, f"{Path(command[0]).name} to answer {ready_url}")
+        server.wait_until(lambda: _answers(ready_url), 60, f"answering {ready_url}")
         yield ready_url
     finally:
-        stop(server)
+        server.stop(grace=15)
 
 
-def stop(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM, a bounded wait, then SIGKILL to the server's whole process group."""
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGTERM)
+def _answers(url: str) -> bool:
     try:
-        server.wait(15)
-    except subprocess.TimeoutExpired:
-        pass
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(server.pid, signal.SIGKILL)  # stragglers too: workers never outlive a test
-    server.wait(5)
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
 
 
 def tune_and_converge(tune_url: str, app_url: str, workers: int) -> dict[int, dict[str, Any]]:
