@@ -10,12 +10,12 @@ STAMP  := $(VENV)/.installed-stamp
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml localcluster/pyproject.toml
+$(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gctuner needs Python 3.11+ for its tools (the agent itself runs on 3.9+); set PYTHON=python3.11")'
 	@echo "==> creating $(VENV) and installing gctuner with its dev tools"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip
-	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]' --editable ./localcluster
+	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]'
 	@touch $@
 
 venv: $(STAMP)  ## create the virtualenv and install everything
