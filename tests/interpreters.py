@@ -35,6 +35,7 @@ REQUIREMENTS = (
     "pytest-timeout>=2.3,<3",
     "hypothesis>=6.100,<7",
     "flask>=2.3,<4",
+    "prometheus_client>=0.17",
 )
 """What the agent's unit tests import besides the standard library. pip picks
 the newest release that still supports each interpreter (pytest 9 needs 3.10,
