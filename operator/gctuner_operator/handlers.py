@@ -2,9 +2,10 @@
 
 The logic lives in plain modules (``reconciler``, ``status``, ``views``) that
 tests use without kopf.  kopf gives us the watches, the in-memory indexes,
-the finalizer, Events, peering and the liveness probe.  Its indexes matter
-for correctness: kopf runs no handler until every index is fully listed, so
-after a restart no pod is judged before every policy is known.
+the finalizer, peering and the liveness probe.  Its index of policies
+matters for correctness: kopf runs no handler until every index is fully
+listed, so after a restart no pod is judged before every policy is known.
+Pods are not indexed by kopf (see ``reconciler``): the reconciler keeps them.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from .config import OperatorConfig
 from .kube import Kube, connect
 from .metrics import OperatorMetrics, serve
 from .reconciler import Reconciler
-from .views import ENABLED_LABEL, GROUP, PLURAL, VERSION, PodView, PolicyView
+from .views import GROUP, PLURAL, VERSION, PolicyView
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: kopf.Index,
-                optedin_pods: kopf.Index, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: kopf.Index, **_: Any) -> None:
     configure(settings)
     config = OperatorConfig.from_env()
     metrics = OperatorMetrics(CollectorRegistry())
@@ -34,7 +34,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: ko
         serve(metrics, host or "0.0.0.0", int(port))
     memo.reconciler = Reconciler(
         policies=gcpolicies,
-        pods=optedin_pods,
+        pods={},
         agent=AgentClient(config.push_timeout, config.max_parallel),
         kube=Kube(await connect()),
         config=config,
@@ -57,11 +57,6 @@ async def gcpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[str, Pol
     return {namespace: PolicyView.from_body(body)}
 
 
-@kopf.index("", "v1", "pods", labels={ENABLED_LABEL: "true"})
-async def optedin_pods(namespace: str, name: str, body: kopf.Body, **_: Any) -> dict[tuple[str, str], PodView]:
-    return {(namespace, name): PodView.from_body(body)}
-
-
 @kopf.on.event(GROUP, VERSION, PLURAL)
 async def policy_event(namespace: str, memo: kopf.Memo, **_: Any) -> None:
     memo.reconciler.policy_changed(namespace)
@@ -76,7 +71,9 @@ async def policy_deleted(namespace: str, name: str, memo: kopf.Memo, logger: log
 
 @kopf.on.event("", "v1", "pods")
 async def pod_event(type: str, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Every pod, not only opted-in ones: a pod that loses the label must get its defaults back."""
+    """Every pod, not only opted-in ones: a pod that loses the label must get
+    its defaults back (kopf has no server-side label selector; a pod that never
+    opted in costs one label lookup)."""
     memo.reconciler.pod_changed((namespace, name), None if type == "DELETED" else body)
 
 

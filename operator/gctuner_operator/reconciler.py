@@ -7,8 +7,11 @@ pushes only if they differ.  What it has is known from our own last outcome,
 else (after an operator restart) from the pod's ``gctuner.dev/applied``
 annotation confirmed by a live read: trusted when verified, never assumed.
 
-Inputs are kopf's in-memory indexes (``policies`` keyed by namespace,
-``pods`` keyed by (namespace, name)); plain dicts of sets in tests.
+Inputs: kopf's in-memory index of policies (keyed by namespace; plain dicts
+of lists in tests) and our own map of opted-in pods, kept from pod events.
+Not a kopf index for pods: kopf holds every handler back until each indexed
+object has been seen, and its bookkeeping for that wakes every waiting
+object on each one seen, O(n²) over all the pods of a cluster.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from .config import OperatorConfig
 from .kube import Kube, KubeError
 from .metrics import OperatorMetrics
 from .status import Outcome, now_rfc3339
-from .views import Endpoint, Key, PodView, PolicyView, winner
+from .views import ENABLED_LABEL, Endpoint, Key, PodView, PolicyView, winner
 from .workqueue import WorkQueue
 
 logger = logging.getLogger(__name__)
@@ -34,7 +37,7 @@ class Reconciler:
     def __init__(
         self,
         policies: Mapping[str, Collection[PolicyView]],
-        pods: Mapping[Key, Collection[PodView]],
+        pods: dict[Key, PodView],
         agent: AgentClient,
         kube: Kube,
         config: OperatorConfig,
@@ -90,24 +93,28 @@ class Reconciler:
                 self._queue.add(key)
 
     def pod_changed(self, key: Key, body: Mapping[str, Any] | None) -> None:
-        """A pod event (``body`` None: deleted): queue the pod if something that matters changed.
+        """A pod event (``body`` None: deleted): keep the map of opted-in pods,
+        and queue the pod if something that matters to us changed.
 
         Called for every pod event, opted in or not, so the common case (a pod
-        we never touched) must cost a dict lookup and nothing more.
+        that never opted in) must cost a label lookup and nothing more.
         """
-        pod = self._pod(key)
-        previous = self._seen.pop(key, None)
-        if pod is None:
+        labels = (body.get("metadata", {}).get("labels") or {}) if body is not None else {}
+        if labels.get(ENABLED_LABEL) != "true":
+            if key not in self._pods and key not in self.outcomes:
+                return  # never ours
+            self._pods.pop(key, None)
+            self._seen.pop(key, None)
             if body is None:  # deleted: nothing left to hand back
                 self._leaving.pop(key, None)
-            elif previous is not None or key in self.outcomes:  # alive but opted out
+            else:  # alive but opted out
                 self._leaving[key] = PodView.from_body(body)
-            if previous is not None or key in self.outcomes:
-                self._queue.add(key)
+            self._queue.add(key)
             return
+        pod = self._pods[key] = PodView.from_body(body)
         self._leaving.pop(key, None)
-        labels = tuple(sorted(pod.labels.items()))
-        fingerprint = (pod.ip, pod.ready, labels, pod.port, pod.path, pod.restarts)
+        previous = self._seen.get(key)
+        fingerprint = (pod.ip, pod.ready, tuple(sorted(pod.labels.items())), pod.port, pod.path, pod.restarts)
         self._seen[key] = fingerprint
         if fingerprint != previous:
             restarted = previous is not None and previous[-1] != pod.restarts
@@ -126,7 +133,7 @@ class Reconciler:
     # --- one pod -----------------------------------------------------------------
 
     def _pod(self, key: Key) -> PodView | None:
-        return next(iter(self._pods.get(key) or ()), None)
+        return self._pods.get(key)
 
     def _in_namespace(self, namespace: str) -> Collection[PolicyView]:
         return self._policies.get(namespace) or ()
@@ -263,7 +270,7 @@ class Reconciler:
 
     async def _write_statuses(self, namespace: str) -> None:
         policies = [p for p in self._in_namespace(namespace) if not p.deleting]
-        pods = [pod for key, store in list(self._pods.items()) if key[0] == namespace for pod in store]
+        pods = [pod for key, pod in self._pods.items() if key[0] == namespace]
         for policy in policies:
             new = status_mod.compute(policy, policies, pods, self.outcomes)
             self._observe_rollout(policy, new)

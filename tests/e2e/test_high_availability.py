@@ -27,7 +27,8 @@ def test_the_standby_replica_takes_over(cluster: LocalCluster, operator: Operato
         active.stop()
         cluster.kubectl("patch", "gcpolicy", "web", "-n", namespace, "--type=merge", "-p", '{"spec": {"thresholds": [70000, 20, 100]}}')
         wait_for(lambda: reports(cluster, namespace, "web-1", [70000, 20, 100]), timeout=60, what="the standby to take over")
-        assert f"pod {namespace}/web-1: thresholds [70000, 20, 100]" in standby.log()
+        wait_for(lambda: f"pod {namespace}/web-1: thresholds [70000, 20, 100]" in standby.log(), timeout=10,
+                 what="the standby's log to say it applied the change")
     finally:
         active.stop()
         standby.stop()

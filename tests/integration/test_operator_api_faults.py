@@ -131,7 +131,7 @@ async def test_a_pods_watch_gone_410_is_relisted_and_pods_converge(
 # --- 2-4. the reconciler alone, with API faults on its writes -------------------------
 
 
-PodIndex = dict[tuple[str, str], list[PodView]]
+PodIndex = dict[tuple[str, str], PodView]
 
 
 @contextlib.asynccontextmanager
@@ -141,7 +141,7 @@ async def reconciler(api: Emulator, pods: dict[str, Agent]) -> AsyncIterator[tup
     for name, agent in pods.items():
         api.objects[PODS, NAMESPACE, name] = pod_body(name, agent.port)
     api.objects[POLICIES, NAMESPACE, "web"] = policy_body()
-    index: PodIndex = {(NAMESPACE, n): [PodView.from_body(pod_body(n, agent.port))] for n, agent in pods.items()}
+    index: PodIndex = {(NAMESPACE, n): PodView.from_body(pod_body(n, agent.port)) for n, agent in pods.items()}
     config = OperatorConfig(status_interval=0.05, retry_base=0.2, retry_max=1.0, verify_interval=3600, token=TOKEN)
     rec = Reconciler(
         policies={NAMESPACE: [PolicyView.from_body(policy_body())]},

@@ -84,7 +84,7 @@ async def until(check: Any, timeout: float = 5.0) -> None:
 def make(pods: list[PodView], policies: list[PolicyView], agent: FakeAgent, kube: FakeKube) -> Reconciler:
     config = OperatorConfig(status_interval=0.01, retry_base=0.05, retry_max=0.1, verify_interval=3600)
     metrics = OperatorMetrics(CollectorRegistry())
-    rec = Reconciler({"shop": list(policies)}, {p.key: [p] for p in pods}, agent, kube, config, metrics)  # type: ignore[arg-type]
+    rec = Reconciler({"shop": list(policies)}, {p.key: p for p in pods}, agent, kube, config, metrics)  # type: ignore[arg-type]
     rec.start()
     return rec
 
@@ -119,7 +119,7 @@ async def test_an_unchanged_pod_is_not_pushed_again() -> None:
     rec.policy_changed("shop")
     await until(lambda: kube.statuses.get("web", {}).get("appliedPods") == 1)
     rec.policy_changed("shop")
-    rec.pod_changed(p.key, {})
+    rec.pod_changed(p.key, {"metadata": {"namespace": "shop", "name": "a", "labels": {"app": "web", "gctuner.dev/enabled": "true"}}, "status": {"phase": "Running", "podIP": "127.0.1.1", "conditions": [{"type": "Ready", "status": "True"}]}})
     await until(lambda: rec._queue.idle())
     assert agent.pushes == ["127.0.1.1"]
     assert kube.annotations["a"]["settings"]["thresholds"] == [50000, 20, 100]
