@@ -10,12 +10,12 @@ STAMP  := $(VENV)/.installed-stamp
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml localcluster/pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "gctuner needs Python 3.11+ for its tools (the agent itself runs on 3.9+); set PYTHON=python3.11")'
 	@echo "==> creating $(VENV) and installing gctuner with its dev tools"
 	@$(PYTHON) -m venv $(VENV)
 	@$(BIN)/pip install --quiet --upgrade pip
-	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]'
+	@PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --editable '.[dev]' --editable ./localcluster
 	@touch $@
 
 venv: $(STAMP)  ## create the virtualenv and install everything
@@ -45,7 +45,7 @@ wrk:
 bench: binaries wrk  ## the benchmarks (BENCH="name ..." for some); tables in bench/results/
 	@timeout --kill-after=60 3600 $(BIN)/python -m bench $(BENCH)
 
-cluster: binaries  ## start a local cluster in the background; prints the KUBECONFIG to export
+cluster: binaries  ## start a local cluster in the background; prints the line to export (KUBECONFIG, PATH)
 	@$(BIN)/gctuner-localcluster up
 
 cluster-down: venv  ## stop the local cluster

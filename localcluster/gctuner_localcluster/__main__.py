@@ -1,8 +1,8 @@
 """``gctuner-localcluster``: the local cluster from the shell (``make cluster``).
 
 ``up`` starts a supervisor (``run``) in the background and returns once the
-cluster is ready, printing the ``export KUBECONFIG=...`` line; ``down`` stops
-it.  The supervisor owns every process of the cluster, so one SIGTERM (or
+cluster is ready, printing the ``export KUBECONFIG=... PATH=...`` line (kubectl
+and the virtualenv's commands); ``down`` stops it.  The supervisor owns every process of the cluster, so one SIGTERM (or
 Ctrl-C on ``run``) stops them all.
 """
 
@@ -57,7 +57,7 @@ def up(workdir: Path, timeout: float = 120) -> int:
     """Start ``run`` detached; wait until it is ready or has died."""
     if _pid(workdir):
         _log(f"the local cluster is already running (make cluster-down stops it)")
-        print(f"export KUBECONFIG={workdir / 'kubeconfig'}")
+        print(_exports(workdir))
         return 0
     binaries.ensure(log=_log)  # a first build shows its progress here, not in a log file
     workdir.mkdir(parents=True, exist_ok=True)
@@ -77,8 +77,14 @@ def up(workdir: Path, timeout: float = 120) -> int:
             return 1
         time.sleep(0.2)
     _log(f"local cluster up (etcd, kube-apiserver v{binaries.K8S_VERSION}, local kubelet); logs in {workdir / 'logs'}")
-    print(f"export KUBECONFIG={workdir / 'kubeconfig'}")
+    print(_exports(workdir))
     return 0
+
+
+def _exports(workdir: Path) -> str:
+    """The line to paste: this cluster's kubeconfig, and kubectl and gctuner on PATH."""
+    tools = f"{binaries.ensure(log=_log).folder}{os.pathsep}{Path(sys.executable).parent}"
+    return f"export KUBECONFIG={workdir / 'kubeconfig'} PATH={tools}{os.pathsep}$PATH"
 
 
 def down(workdir: Path, timeout: float = 60) -> int:

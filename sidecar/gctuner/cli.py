@@ -2,7 +2,8 @@
 
 ``gctuner sidecar`` serves the endpoint for an app container that follows the
 shared state directory; ``gctuner install-follower DIR`` prepares that app
-container (see :mod:`gctuner.install`).
+container (see :mod:`gctuner.install`); ``gctuner status`` shows what the
+policies did to every opted-in pod (see :mod:`gctuner.status`).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from typing import Sequence
 
 from .config import NAMES, Config
 from .endpoint import TuneEndpoint
+from . import status
 from .install import install_follower
+from .kubectl import KubectlError
 from .publisher import Publisher
 from .routes import Routes
 from .server import SidecarServer
@@ -52,10 +55,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     install.add_argument("directory", metavar="DIR")
     install.set_defaults(run=_install)
 
+    status.add_parser(commands)
+
     args = parser.parse_args(argv)
     try:
         return int(args.run(args))
-    except (OSError, ValueError) as error:
+    except (OSError, ValueError, KubectlError) as error:
         parser.exit(2, f"gctuner {args.command}: {error}\n")
 
 

@@ -41,14 +41,18 @@ else:
 def install_follower(directory: str | Path) -> Path:
     """Write ``gctuner/`` and ``sitecustomize.py`` into ``directory``; return it.
 
-    Re-running (a restarted init container) replaces the files in place."""
+    Re-running (a restarted init container) replaces the files in place; run
+    from the very copy it installed (``PYTHONPATH`` already names
+    ``directory``, as in a restarted app container), it has nothing to copy."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    shutil.copytree(
-        Path(__file__).parent,
-        target / "gctuner",
-        ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
-        dirs_exist_ok=True,
-    )
+    source = Path(__file__).parent
+    if (target / "gctuner").resolve() != source.resolve():
+        shutil.copytree(
+            source,
+            target / "gctuner",
+            ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+            dirs_exist_ok=True,
+        )
     (target / "sitecustomize.py").write_text(SITECUSTOMIZE)
     return target

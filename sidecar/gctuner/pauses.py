@@ -109,3 +109,17 @@ class PauseRecorder:
             ],
         }
 
+
+
+def summarize(snapshot: Any) -> dict[str, int] | None:
+    """A :meth:`PauseRecorder.snapshot` in brief, as ``GET /tune_gc`` lists it
+    per process: collections, total and longest pause since the recording
+    started. None when the process does not record (or the record is not one)."""
+    if not isinstance(snapshot, dict) or not isinstance(snapshot.get("generations"), list):
+        return None
+    generations = [g for g in snapshot["generations"] if isinstance(g, dict)]
+    return {
+        "collections": sum(int(g.get("collections", 0)) for g in generations),
+        "pause_ns_total": sum(int(g.get("pause_ns_total", 0)) for g in generations),
+        "pause_ns_max": max((int(g.get("pause_ns_max", 0)) for g in generations), default=0),
+    }

@@ -13,12 +13,13 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from .pauses import summarize
 from .settings import Settings
 from .statedir import Desired, StateDir
 
 RECORD_FIELDS = ("pid", "generation", "thresholds", "frozen")
-"""What ``GET /tune_gc`` lists per process; a record holds more (the numbers
-behind ``/metrics``)."""
+"""What ``GET /tune_gc`` lists per process, with its pauses in brief; a record
+holds more (the numbers behind ``/metrics``)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ class Publisher:
         return {
             "desired": None if settings is None else settings.to_json(),
             "generation": generation,
-            "processes": [{key: record.get(key) for key in RECORD_FIELDS} for record in records],
+            "processes": [process_view(record) for record in records],
             "in_sync": all(record_generation(record) == generation for record in records),
         }
 
@@ -119,6 +120,15 @@ class Publisher:
     def records(self) -> list[dict[str, Any]]:
         """What every live process last reported (for ``/metrics``)."""
         return self.state_dir.records()
+
+
+def process_view(record: dict[str, Any]) -> dict[str, Any]:
+    """One process as ``GET`` lists it. Its pauses are those of its last
+    record, rewritten every few seconds, so that any process (or the sidecar)
+    can tell the pause times of all of them, as ``gctuner status`` shows."""
+    view = {key: record.get(key) for key in RECORD_FIELDS}
+    view["pauses"] = summarize(record.get("pauses"))
+    return view
 
 
 def iso_time(seconds: float) -> str:

@@ -38,7 +38,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 @pytest.fixture(scope="session")
 def operator(cluster: LocalCluster, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """One operator for the session, with the ServiceAccount's own credentials
-    (deploy/rbac.yaml), so every e2e test also proves the RBAC rules suffice.
+    (deploy/base/rbac.yaml), so every e2e test also proves the RBAC rules suffice.
     Short intervals, so tests see periodic checks and retries."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     op = OperatorProcess(cluster, log, KUBECONFIG=str(operator_kubeconfig), GCTUNER_VERIFY_INTERVAL="5",
@@ -49,13 +49,13 @@ def operator(cluster: LocalCluster, operator_kubeconfig: Path, tmp_path_factory:
     for start, end in RBAC_WARMUPS:  # an API server restarting: its authorizer's cache refills
         log = log[:start] + " " * (end - start) + log[end:]
     denied = [line for line in log.splitlines() if "Forbidden" in line]
-    assert not denied, f"deploy/rbac.yaml lacks a rule the operator needed: {denied[0][:400]}"
+    assert not denied, f"deploy/base/rbac.yaml lacks a rule the operator needed: {denied[0][:400]}"
 
 
 @pytest.fixture(scope="session")
 def operator_kubeconfig(cluster: LocalCluster) -> Path:
     """A kubeconfig holding a real token of the operator's ServiceAccount."""
-    for manifest in ("namespace.yaml", "rbac.yaml", "peering.yaml"):
+    for manifest in ("base/namespace.yaml", "base/rbac.yaml", "ha/peering.yaml"):
         cluster.kubectl("apply", "-f", str(REPO_ROOT / "deploy" / manifest))
     account = "system:serviceaccount:gctuner-system:gctuner-operator"
     wait_for(lambda: cluster.kubectl("auth", "can-i", "watch", "pods", "-A", f"--as={account}", check=False).returncode == 0,

@@ -83,9 +83,11 @@ def test_get_reports_process_and_pod(endpoint: TuneEndpoint) -> None:
     assert data["desired"] == {"thresholds": [50000, 20, 100], "freeze": False, "allow_disable": False}
     assert data["generation"] == 1
     assert data["in_sync"] is True
+    pauses = data["processes"][0]["pauses"]  # this process's, in brief
     assert data["processes"] == [
-        {"pid": os.getpid(), "generation": 1, "thresholds": [50000, 20, 100], "frozen": 0}
+        {"pid": os.getpid(), "generation": 1, "thresholds": [50000, 20, 100], "frozen": 0, "pauses": pauses}
     ]
+    assert set(pauses) == {"collections", "pause_ns_total", "pause_ns_max"}
     assert data["pauses"]["enabled"] is True
     assert set(data) >= {"pid", "python", "flavour", "counts", "frozen", "stats"}
 

@@ -7,7 +7,7 @@ import gc
 import pytest
 from agent_support import FakeGC
 
-from gctuner.pauses import BUCKETS_NS, PauseRecorder
+from gctuner.pauses import BUCKETS_NS, PauseRecorder, summarize
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -46,6 +46,17 @@ def test_records_per_generation() -> None:
     assert young["histogram"][BUCKETS_NS.index(2_500_000)] == 1
     assert old["histogram"][-1] == 1  # longer than the last bound
     assert sum(young["histogram"]) == young["collections"]
+
+
+def test_summary_sums_generations_and_keeps_the_longest() -> None:
+    fake, clock = FakeGC(), Clock()
+    recorder = PauseRecorder(fake, clock)
+    recorder.install()
+    collect(fake, clock, 0, 50_000)
+    collect(fake, clock, 2, 3_000_000)
+    assert summarize(recorder.snapshot()) == {"collections": 2, "pause_ns_total": 3_050_000, "pause_ns_max": 3_000_000}
+    assert summarize(None) is None  # a process that does not record
+    assert summarize({"garbage": 1}) is None
 
 
 def test_install_is_idempotent_and_uninstall_stops_recording() -> None:

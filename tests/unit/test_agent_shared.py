@@ -103,7 +103,7 @@ def test_start_applies_the_current_state(state_dir: StateDir, member: SharedStat
     assert status["generation"] == 1
     assert status["in_sync"] is True
     assert status["processes"] == [
-        {"pid": os.getpid(), "generation": 1, "thresholds": [50000, 20, 100], "frozen": 0}
+        {"pid": os.getpid(), "generation": 1, "thresholds": [50000, 20, 100], "frozen": 0, "pauses": None}
     ]
 
 

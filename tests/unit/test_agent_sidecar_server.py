@@ -101,6 +101,16 @@ def test_install_follower(tmp_path: Path) -> None:
     assert (tmp_path / "state" / "procs").is_dir()  # but it had joined
 
 
+def test_install_follower_run_from_its_own_copy(tmp_path: Path) -> None:
+    """A restarted app container: PYTHONPATH names the copy that installs itself."""
+    assert main(["install-follower", str(tmp_path / "lib")]) == 0
+    code = f"from gctuner.cli import main; main(['install-follower', {str(tmp_path / 'lib')!r}])"
+    result = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path / "lib")},
+                            capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "installed the follower" in result.stdout
+
+
 def test_the_installed_follower_says_why_it_does_not_follow(tmp_path: Path) -> None:
     install_follower(tmp_path)
     result = subprocess.run([sys.executable, "-c", "pass"], env={"PYTHONPATH": str(tmp_path)},

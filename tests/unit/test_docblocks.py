@@ -1,0 +1,55 @@
+"""The doc test's reading of the docs (tests/docblocks.py), on small samples."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from docblocks import commands, matches, normalise
+
+pytestmark = pytest.mark.timeout(10)
+
+SAMPLE = """\
+Some prose.
+
+```console
+$ kubectl get gcpol
+NAME   THRESHOLDS       MATCHED   APPLIED   READY   AGE
+web    [50000,20,100]   2         2         True    3s
+$ kubectl apply \\
+    -f policy.yaml
+```
+
+<!-- doctest: skip -->
+```console
+$ make cluster
+```
+
+```python
+$ not a command
+```
+"""
+
+
+def test_commands_and_their_output(tmp_path: Path) -> None:
+    doc = tmp_path / "doc.md"
+    doc.write_text(SAMPLE)
+    found = commands(doc)
+    assert [(c.where, c.line) for c in found] == [("doc.md:4", "kubectl get gcpol"), ("doc.md:7", "kubectl apply  -f policy.yaml")]
+    assert found[0].expected[1].startswith("web ") and found[1].expected == ()
+
+
+def test_what_varies_between_runs_is_ignored() -> None:
+    shown = ("web    [50000,20,100]   2         2         True    3s",)
+    assert matches(shown, "web  [50000,20,100]  3  3  True  2m10s\n")
+    assert not matches(shown, "web  [700,10,10]  3  3  True  2m10s\n")  # thresholds are exact
+    assert not matches(shown, "web  [50000,20,100]  2  2  False  1s\n")  # so are words
+    assert normalise("pod/web-1 created at 127.0.1.2, 1.42ms, 2026-11-24T21:56:28Z, 2/2") == [
+        "pod/web-1 <applied> at <ip>, <duration>, <time>, 2/2"]
+
+
+def test_dots_stand_for_any_lines_and_the_namespace_for_default() -> None:
+    shown = ("Name: web", "Namespace: default", "...", "Events:")
+    assert matches(shown, "Name: web\nNamespace: t-1234\nA: 1\nB: 2\nEvents:\n", namespace="t-1234")
+    assert not matches(shown, "Name: web\nNamespace: t-1234\nA: 1\n", namespace="t-1234")
