@@ -14,7 +14,8 @@ import time
 
 from . import report
 
-BENCHMARKS = ("agent_overhead", "pause_cost", "propagation", "convergence", "footprint")
+BENCHMARKS = ("agent_overhead", "pause_cost", "propagation", "convergence", "footprint",
+              "reference_workload")
 """Every benchmark, as the name of its module in this package."""
 
 
