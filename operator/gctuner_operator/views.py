@@ -12,18 +12,20 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from gctuner.selection import (  # the agent's: one rule for the operator and `gctuner status`
+    APPLIED_ANNOTATION,
+    DEFAULT_PATH,
+    DEFAULT_PORT,
+    ENABLED_LABEL,
+    PATH_ANNOTATION,
+    PORT_ANNOTATION,
+    selector_matches,
+)
 from gctuner.settings import Settings
 
 GROUP = "gctuner.dev"
 VERSION = "v1alpha1"
 PLURAL = "gcpolicies"
-ENABLED_LABEL = "gctuner.dev/enabled"
-PORT_ANNOTATION = "gctuner.dev/port"
-PATH_ANNOTATION = "gctuner.dev/path"
-APPLIED_ANNOTATION = "gctuner.dev/applied"
-
-DEFAULT_PORT = 5000
-DEFAULT_PATH = "/tune_gc"
 
 Key = tuple[str, str]  # (namespace, name)
 
@@ -142,25 +144,6 @@ def _parse_applied(raw: str | None) -> Mapping[str, Any] | None:
     except ValueError:
         return None  # someone edited it by hand: treat as unknown, verify live
     return value if isinstance(value, dict) else None
-
-
-def selector_matches(selector: Mapping[str, Any], labels: Mapping[str, str]) -> bool:
-    """A standard LabelSelector; the empty selector matches every pod."""
-    for key, value in (selector.get("matchLabels") or {}).items():
-        if labels.get(key) != value:
-            return False
-    for expr in selector.get("matchExpressions") or []:
-        key, op, values = expr["key"], expr["operator"], expr.get("values") or []
-        present = key in labels
-        if op == "In" and not (present and labels[key] in values):
-            return False
-        if op == "NotIn" and present and labels[key] in values:
-            return False
-        if op == "Exists" and not present:
-            return False
-        if op == "DoesNotExist" and present:
-            return False
-    return True
 
 
 def precedence(policy: PolicyView) -> tuple[int, str, str]:

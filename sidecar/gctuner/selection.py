@@ -3,8 +3,10 @@
 The operator's rule (``gctuner_operator.views.winner``) on the JSON that
 ``kubectl get -o json`` prints: a standard label selector, then the highest
 priority, the oldest policy, the name; a policy being deleted governs
-nothing. The agent must not import the operator, so the rule lives here too,
-and ``tests/unit/test_status_selection.py`` checks that both agree.
+nothing. The agent must not import the operator, so the operator imports the
+selector and the label and annotation names from here; the winner is
+restated on raw JSON, and ``tests/unit/test_status_selection.py`` checks
+that both agree.
 """
 
 from __future__ import annotations
