@@ -2,7 +2,7 @@
 
 A thousand gunicorn pods do not fit on 2 cores.  The operator cannot tell
 the difference: every pod's own address answers ``/tune_gc`` through a
-:class:`~gctuner.endpoint.TuneEndpoint` with the pod's own state directory
+:class:`~gctuner.api.endpoint.TuneEndpoint` with the pod's own state directory
 and its own collector (a stand-in ``gc`` module, so the pods do not share
 this process's real one).  Each pod has exactly one process, this one, that
 applies a change as the POST arrives (``sync``) instead of from a follower
@@ -19,11 +19,11 @@ from typing import Iterable
 
 from aiohttp import web
 
-from gctuner.config import Config
-from gctuner.endpoint import Request, TuneEndpoint
-from gctuner.runtime import GCRuntime
-from gctuner.shared import SharedState
-from gctuner.statedir import StateDir
+from gctuner.core.config import Config
+from gctuner.api.endpoint import Request, TuneEndpoint
+from gctuner.core.runtime import GCRuntime
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir
 from gctuner.testing import StandInGC
 
 PORT = 5000

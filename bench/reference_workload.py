@@ -39,8 +39,8 @@ from typing import Iterator, Sequence
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
-from gctuner.pauses import BUCKETS_NS
-from gctuner.shared import RESYNC_SECONDS
+from gctuner.core.pauses import BUCKETS_NS
+from gctuner.pod.shared import RESYNC_SECONDS
 
 from . import servers
 from .agent_overhead import wrk

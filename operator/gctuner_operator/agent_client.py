@@ -12,7 +12,7 @@ from typing import Any
 
 import aiohttp
 
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 
 from .views import Endpoint
 

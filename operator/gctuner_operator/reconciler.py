@@ -20,7 +20,7 @@ import asyncio
 import logging
 from typing import Any, Collection, Mapping
 
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 
 from . import status as status_mod
 from .agent_client import AgentClient, AgentError

@@ -11,7 +11,7 @@ import dataclasses
 import datetime
 from typing import Any, Iterable, Mapping
 
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 
 from .views import Key, PodView, PolicyView, winner
 

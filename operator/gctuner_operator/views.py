@@ -12,7 +12,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from gctuner.selection import (  # the agent's: one rule for the operator and `gctuner status`
+from gctuner.status.selection import (  # the agent's: one rule for the operator and `gctuner status`
     APPLIED_ANNOTATION,
     DEFAULT_PATH,
     DEFAULT_PORT,
@@ -21,7 +21,7 @@ from gctuner.selection import (  # the agent's: one rule for the operator and `g
     PORT_ANNOTATION,
     selector_matches,
 )
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 
 GROUP = "gctuner.dev"
 VERSION = "v1alpha1"

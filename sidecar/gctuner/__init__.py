@@ -4,20 +4,20 @@ The public surface. Adapters live in their own modules so that importing
 ``gctuner`` imports no web framework nor prometheus_client:
 ``gctuner.flask.GCTuner``, ``gctuner.wsgi.GCTunerMiddleware``,
 ``gctuner.asgi.GCTunerMiddleware``, the ``gctuner.gunicorn`` hooks,
-``gctuner.metrics.GCCollector``, and the ``gctuner`` command (``gctuner.cli``).
+``gctuner.metrics.GCCollector``, and the ``gctuner`` command (``gctuner.cli.main``).
 """
 
 from __future__ import annotations
 
-from .agent import follow, follow_config, step_aside
-from .config import NAMES, Config
-from .endpoint import Request, Response, TuneEndpoint
-from .pauses import PauseRecorder
-from .publisher import Publisher
-from .runtime import Flavour, GCRuntime
-from .settings import MAX_THRESHOLD, InvalidSettings, Settings, parse_settings
-from .shared import Rollout, SharedState
-from .statedir import StateDir, StateDirError
+from gctuner.pod.agent import follow, follow_config, step_aside
+from gctuner.core.config import NAMES, Config
+from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.core.pauses import PauseRecorder
+from gctuner.pod.publisher import Publisher
+from gctuner.core.runtime import Flavour, GCRuntime
+from gctuner.core.settings import MAX_THRESHOLD, InvalidSettings, Settings, parse_settings
+from gctuner.pod.shared import Rollout, SharedState
+from gctuner.pod.statedir import StateDir, StateDirError
 
 __all__ = [
     "MAX_THRESHOLD",

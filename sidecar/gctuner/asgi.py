@@ -1,7 +1,7 @@
 """ASGI middleware: ``app = GCTunerMiddleware(app)`` for Starlette, FastAPI or
 any ASGI app.
 
-HTTP requests to ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.routes`)
+HTTP requests to ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.api.routes`)
 are answered here; everything else, lifespan and websocket included, goes to
 the app untouched. The body is read up to the size bound and no further. A
 POST waits (bounded by ``apply_timeout``) for the other processes to apply
@@ -16,9 +16,9 @@ import asyncio
 import os
 from typing import Any, Awaitable, Callable, MutableMapping
 
-from .config import Config
-from .endpoint import Request, Response, TuneEndpoint
-from .routes import Routes
+from gctuner.core.config import Config
+from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.api.routes import Routes
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

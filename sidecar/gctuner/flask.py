@@ -1,9 +1,9 @@
 """Flask extension: ``GCTuner(app)``, or ``GCTuner()`` then ``init_app(app)``.
 
-Adds the ``/tune_gc`` routes around :class:`~gctuner.endpoint.TuneEndpoint`,
-and ``/metrics`` (see :mod:`gctuner.routes`).
+Adds the ``/tune_gc`` routes around :class:`~gctuner.api.endpoint.TuneEndpoint`,
+and ``/metrics`` (see :mod:`gctuner.api.routes`).
 Configuration, in order of precedence: keyword options of ``GCTuner``, then
-``app.config`` keys (the names in :data:`gctuner.config.NAMES`), then the
+``app.config`` keys (the names in :data:`gctuner.core.config.NAMES`), then the
 environment, then the defaults.
 
 State lives in ``app.extensions["gctuner"]``, never on the extension object,
@@ -17,9 +17,9 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
-from .config import NAMES, Config, check_options
-from .endpoint import TuneEndpoint
-from .routes import Routes
+from gctuner.core.config import NAMES, Config, check_options
+from gctuner.api.endpoint import TuneEndpoint
+from gctuner.api.routes import Routes
 
 EXTENSION = "gctuner"
 

@@ -21,7 +21,7 @@ Or, in your own ``gunicorn.conf.py``::
   scanned again, so a worker's collections no longer write to the pages it
   shares with the master.
 
-Configuration comes from the environment (:data:`gctuner.config.NAMES`).
+Configuration comes from the environment (:data:`gctuner.core.config.NAMES`).
 """
 
 from __future__ import annotations
@@ -29,8 +29,8 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from . import agent
-from .config import Config
+from gctuner.pod import agent
+from gctuner.core.config import Config
 
 __all__ = ["post_worker_init", "pre_fork", "when_ready"]
 

@@ -3,7 +3,7 @@
 The only module that imports prometheus_client; nothing registers at import.
 A scrape lands in one process (or in the sidecar), so the numbers come from
 the records every process keeps in the state directory, refreshed every
-:data:`~gctuner.shared.RESYNC_SECONDS` (the answering process's own record
+:data:`~gctuner.pod.shared.RESYNC_SECONDS` (the answering process's own record
 at the scrape). Each process is its own series, labelled ``pid``: summing in
 the agent would make a counter drop whenever a worker is replaced, which
 Prometheus reads as a reset. Aggregate in the query instead::
@@ -27,9 +27,9 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from . import agent
-from .endpoint import Request, Response, json_response
-from .publisher import Publisher, record_generation
+from gctuner.pod import agent
+from gctuner.api.endpoint import Request, Response, json_response
+from gctuner.pod.publisher import Publisher, record_generation
 
 _STATS = (
     ("collections", "gctuner_gc_collections", "Collections of each generation"),
@@ -42,7 +42,7 @@ class GCCollector(Collector):
     """Collections, pauses, thresholds and frozen objects of every live process.
 
     ``publisher`` is whoever reads the state directory: this process's
-    follower by default (see :func:`gctuner.agent.follow_config`).
+    follower by default (see :func:`gctuner.pod.agent.follow_config`).
     """
 
     def __init__(

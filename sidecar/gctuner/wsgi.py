@@ -1,8 +1,8 @@
 """WSGI middleware: ``app = GCTunerMiddleware(app)`` for Django or any WSGI app.
 
-It answers ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.routes`) itself
+It answers ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.api.routes`) itself
 and passes every other request to the app untouched. Configuration: keyword
-options (the field names of :class:`~gctuner.config.Config`), then the
+options (the field names of :class:`~gctuner.core.config.Config`), then the
 environment, then the defaults. Creating it makes the process follow the
 shared state, so create it where the app is created (``wsgi.py``).
 """
@@ -12,9 +12,9 @@ from __future__ import annotations
 import os
 from typing import Any, Callable, Iterable, Mapping
 
-from .config import Config
-from .endpoint import TuneEndpoint
-from .routes import Routes, read_declared
+from gctuner.core.config import Config
+from gctuner.api.endpoint import TuneEndpoint
+from gctuner.api.routes import Routes, read_declared
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 

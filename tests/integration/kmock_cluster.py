@@ -29,13 +29,13 @@ from typing import Any, Callable, Iterator
 import attrs
 import kmock
 
-from gctuner.config import Config
-from gctuner.endpoint import TuneEndpoint
-from gctuner.routes import Routes
-from gctuner.runtime import GCRuntime
-from gctuner.server import SidecarServer
-from gctuner.shared import SharedState
-from gctuner.statedir import StateDir
+from gctuner.core.config import Config
+from gctuner.api.endpoint import TuneEndpoint
+from gctuner.api.routes import Routes
+from gctuner.core.runtime import GCRuntime
+from gctuner.cli.server import SidecarServer
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir
 from gctuner.testing import StandInGC
 from gctuner_operator.views import APPLIED_ANNOTATION, ENABLED_LABEL, PORT_ANNOTATION
 

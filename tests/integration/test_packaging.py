@@ -60,7 +60,7 @@ def fresh_venv(path: Path) -> Path:
 def test_the_wheel_holds_the_agent_and_the_operator_only(wheel: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     assert {name.split("/")[0] for name in names} == {"gctuner", "gctuner_operator", "gctuner-0.1.0.dist-info"}
-    assert "gctuner/status.py" in names and "gctuner_operator/__main__.py" in names
+    assert "gctuner/status/collect.py" in names and "gctuner_operator/__main__.py" in names
     assert not [name for name in names if "__pycache__" in name]
     entry_points = zipfile.ZipFile(wheel).read("gctuner-0.1.0.dist-info/entry_points.txt").decode()
     assert re.findall(r"^(\S+) = ", entry_points, re.M) == ["gctuner", "gctuner-operator"]
@@ -74,7 +74,7 @@ def test_the_agent_alone_needs_only_the_standard_library(wheel: Path, tmp_path: 
     run(bin_ / "pip", "install", "--quiet", "--no-index", wheel)
     installed = {line.split("==")[0] for line in run(bin_ / "pip", "list", "--format=freeze").split()}
     assert installed - {"pip", "setuptools"} == {"gctuner"}
-    run(bin_ / "python", "-c", "import gctuner, gctuner.cli, gctuner.status, gctuner.wsgi, gctuner.asgi, gctuner.gunicorn")
+    run(bin_ / "python", "-c", "import gctuner, gctuner.cli.main, gctuner.status.collect, gctuner.wsgi, gctuner.asgi, gctuner.gunicorn")
     assert "sidecar" in run(bin_ / "gctuner", "--help")
     assert "pods/proxy" in run(bin_ / "gctuner", "status", "--help")
 

@@ -17,9 +17,9 @@ from typing import Iterator
 
 import pytest
 
-from gctuner.kubectl import Kubectl, KubectlError
-from gctuner.status import choose_reader, direct_reader, read_all
-from gctuner.status_report import LiveRead, Target
+from gctuner.status.kubectl import Kubectl, KubectlError
+from gctuner.status.collect import choose_reader, direct_reader, read_all
+from gctuner.status.report import LiveRead, Target
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -17,7 +17,7 @@ from typing import Any, Iterator
 import pytest
 
 from gctuner.asgi import GCTunerMiddleware
-from gctuner.statedir import StateDir
+from gctuner.pod.statedir import StateDir
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from gctuner.config import NAMES, Config
+from gctuner.core.config import NAMES, Config
 
 pytestmark = pytest.mark.timeout(30)
 

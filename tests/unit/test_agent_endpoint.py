@@ -13,12 +13,12 @@ from agent_support import FakeGC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gctuner.config import Config
-from gctuner.endpoint import Request, Response, TuneEndpoint
-from gctuner.pauses import PauseRecorder
-from gctuner.runtime import GCRuntime
-from gctuner.shared import SharedState
-from gctuner.statedir import StateDir
+from gctuner.core.config import Config
+from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.core.pauses import PauseRecorder
+from gctuner.core.runtime import GCRuntime
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir
 
 pytestmark = pytest.mark.timeout(120)
 

@@ -11,7 +11,7 @@ from typing import Any, Iterator
 import pytest
 from flask import Flask
 
-from gctuner.endpoint import TuneEndpoint
+from gctuner.api.endpoint import TuneEndpoint
 from gctuner.flask import EXTENSION, GCTuner
 
 pytestmark = pytest.mark.timeout(60)

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from agent_support import FakeGC, Follower, wait_until
 
-from gctuner import uwsgi
-from gctuner.runtime import GCRuntime
-from gctuner.shared import SharedState
-from gctuner.statedir import StateDir
+from gctuner.pod import uwsgi
+from gctuner.core.runtime import GCRuntime
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir
 
 pytestmark = pytest.mark.timeout(60)
 

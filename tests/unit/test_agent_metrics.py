@@ -11,14 +11,14 @@ import pytest
 from agent_support import FakeGC
 from prometheus_client import CollectorRegistry
 
-from gctuner.endpoint import Request
+from gctuner.api.endpoint import Request
 from gctuner.metrics import GCCollector
-from gctuner.pauses import PauseRecorder
-from gctuner.publisher import Publisher
-from gctuner.runtime import GCRuntime
-from gctuner.settings import Settings
-from gctuner.shared import SharedState
-from gctuner.statedir import StateDir
+from gctuner.core.pauses import PauseRecorder
+from gctuner.pod.publisher import Publisher
+from gctuner.core.runtime import GCRuntime
+from gctuner.core.settings import Settings
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir
 from gctuner.wsgi import GCTunerMiddleware
 
 pytestmark = pytest.mark.timeout(60)

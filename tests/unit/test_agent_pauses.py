@@ -7,7 +7,7 @@ import gc
 import pytest
 from agent_support import FakeGC
 
-from gctuner.pauses import BUCKETS_NS, PauseRecorder, summarize
+from gctuner.core.pauses import BUCKETS_NS, PauseRecorder, summarize
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -10,7 +10,7 @@ import sys
 import pytest
 from agent_support import FakeGC
 
-from gctuner.runtime import (
+from gctuner.core.runtime import (
     FREE_THREADED,
     GENERATIONAL,
     INCREMENTAL,
@@ -18,7 +18,7 @@ from gctuner.runtime import (
     detect_flavour,
     is_free_threaded,
 )
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 
 pytestmark = pytest.mark.timeout(60)
 

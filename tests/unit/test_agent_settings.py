@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from gctuner.settings import MAX_THRESHOLD, InvalidSettings, Settings, parse_settings
+from gctuner.core.settings import MAX_THRESHOLD, InvalidSettings, Settings, parse_settings
 
 pytestmark = pytest.mark.timeout(60)
 

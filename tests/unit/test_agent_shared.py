@@ -11,10 +11,10 @@ from pathlib import Path
 import pytest
 from agent_support import FakeGC, Follower, wait_until
 
-from gctuner.runtime import GCRuntime
-from gctuner.settings import Settings
-from gctuner.shared import SharedState, wait_for_rollout
-from gctuner.statedir import StateDir, StateDirError
+from gctuner.core.runtime import GCRuntime
+from gctuner.core.settings import Settings
+from gctuner.pod.shared import SharedState, wait_for_rollout
+from gctuner.pod.statedir import StateDir, StateDirError
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,14 +13,14 @@ from typing import Any, Iterator
 
 import pytest
 
-from gctuner.cli import main
-from gctuner.config import Config
-from gctuner.endpoint import TuneEndpoint
-from gctuner.install import install_follower
-from gctuner.publisher import Publisher
-from gctuner.routes import Routes
-from gctuner.server import SidecarServer
-from gctuner.statedir import StateDir
+from gctuner.cli.main import main
+from gctuner.core.config import Config
+from gctuner.api.endpoint import TuneEndpoint
+from gctuner.cli.install import install_follower
+from gctuner.pod.publisher import Publisher
+from gctuner.api.routes import Routes
+from gctuner.cli.server import SidecarServer
+from gctuner.pod.statedir import StateDir
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -104,7 +104,7 @@ def test_install_follower(tmp_path: Path) -> None:
 def test_install_follower_run_from_its_own_copy(tmp_path: Path) -> None:
     """A restarted app container: PYTHONPATH names the copy that installs itself."""
     assert main(["install-follower", str(tmp_path / "lib")]) == 0
-    code = f"from gctuner.cli import main; main(['install-follower', {str(tmp_path / 'lib')!r}])"
+    code = f"from gctuner.cli.main import main; main(['install-follower', {str(tmp_path / 'lib')!r}])"
     result = subprocess.run([sys.executable, "-c", code], env={"PYTHONPATH": str(tmp_path / "lib")},
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0, result.stderr

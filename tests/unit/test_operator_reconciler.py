@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 from gctuner_operator.agent_client import AgentError
 from gctuner_operator.config import OperatorConfig
 from gctuner_operator.metrics import OperatorMetrics

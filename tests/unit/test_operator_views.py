@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from gctuner.settings import Settings
+from gctuner.core.settings import Settings
 from gctuner_operator import status
 from gctuner_operator.reconciler import live_matches, same_record
 from gctuner_operator.views import PodView, PolicyView, selector_matches, winner

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gctuner import cli
+from gctuner.cli import main as cli
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
-from gctuner.status_report import LiveRead, Report, build, targets
-from gctuner.status_table import render
+from gctuner.status.report import LiveRead, Report, build, targets
+from gctuner.status.table import render
 
 pytestmark = pytest.mark.timeout(30)
 

@@ -1,6 +1,6 @@
 """``gctuner status`` names the policy the operator applies: both rules agree.
 
-The agent cannot import the operator, so ``gctuner.selection`` restates the
+The agent cannot import the operator, so ``gctuner.status.selection`` restates the
 operator's rule (selector, priority, age, name); generated cases keep the two
 from drifting apart.
 """
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from gctuner import selection
+from gctuner.status import selection
 from gctuner_operator import views
 
 pytestmark = pytest.mark.timeout(120)

@@ -34,7 +34,7 @@ import threading
 from pathlib import Path
 from typing import Any
 
-from .settings import Settings, parse_settings
+from gctuner.core.settings import Settings, parse_settings
 
 DESIRED = "desired.json"
 LOCK = "lock"

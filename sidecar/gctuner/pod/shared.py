@@ -2,7 +2,7 @@
 
 gunicorn, uWSGI and multiprocessing servers run several processes and a POST
 lands in one of them. That one publishes the settings in the state directory
-(:mod:`gctuner.statedir`); every process runs a follower thread that notices
+(:mod:`gctuner.pod.statedir`); every process runs a follower thread that notices
 the change within ``interval`` seconds, applies it and writes down what it
 applied; the POST answers once every live process did, or when its time is up.
 
@@ -21,10 +21,10 @@ import threading
 import time
 from typing import Any, Callable
 
-from .pauses import PauseRecorder
-from .publisher import Publisher, Rollout, iso_time, wait_for_rollout
-from .runtime import GCRuntime
-from .statedir import Slot, StateDir
+from gctuner.core.pauses import PauseRecorder
+from gctuner.pod.publisher import Publisher, Rollout, iso_time, wait_for_rollout
+from gctuner.core.runtime import GCRuntime
+from gctuner.pod.statedir import Slot, StateDir
 
 __all__ = ["RESYNC_SECONDS", "Rollout", "SharedState", "iso_time", "wait_for_rollout"]
 

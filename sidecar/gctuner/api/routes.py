@@ -10,8 +10,8 @@ from __future__ import annotations
 import importlib.util
 from typing import Callable, Mapping, Protocol
 
-from .endpoint import Request, Response, TuneEndpoint
-from .publisher import Publisher
+from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.pod.publisher import Publisher
 
 METRICS_PATH = "/metrics"
 
@@ -32,7 +32,7 @@ class Routes:
         self.endpoint = endpoint
         self.paths: dict[str, Route] = {endpoint.config.path: endpoint}
         if endpoint.config.metrics and importlib.util.find_spec("prometheus_client"):
-            from .metrics import MetricsPage  # only now: prometheus_client is optional
+            from gctuner.metrics import MetricsPage  # only now: prometheus_client is optional
 
             self.paths[METRICS_PATH] = MetricsPage(endpoint.shared)
 

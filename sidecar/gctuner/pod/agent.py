@@ -21,12 +21,12 @@ import os
 import threading
 from pathlib import Path
 
-from . import uwsgi
-from .config import Config
-from .pauses import PauseRecorder
-from .runtime import GCRuntime
-from .shared import SharedState
-from .statedir import StateDir, default_state_dir
+from gctuner.pod import uwsgi
+from gctuner.core.config import Config
+from gctuner.core.pauses import PauseRecorder
+from gctuner.core.runtime import GCRuntime
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir, default_state_dir
 
 log = logging.getLogger("gctuner")
 

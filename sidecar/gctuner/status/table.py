@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Sequence
 
-from .status_report import PodReport, PolicyReport, Report
+from gctuner.status.report import PodReport, PolicyReport, Report
 
 REASON_WIDTH = 80
 """A longer reason is cut in the table (``-o json`` has it whole)."""

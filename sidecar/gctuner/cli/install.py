@@ -18,7 +18,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from .config import NAMES
+from gctuner.core.config import NAMES
 
 SITECUSTOMIZE = f'''"""Written by `gctuner install-follower`: every Python process started with
 this directory on PYTHONPATH follows the gctuner state in ${NAMES["state_dir"]}."""
@@ -46,7 +46,7 @@ def install_follower(directory: str | Path) -> Path:
     ``directory``, as in a restarted app container), it has nothing to copy."""
     target = Path(directory)
     target.mkdir(parents=True, exist_ok=True)
-    source = Path(__file__).parent
+    source = Path(__file__).parent.parent  # the gctuner package
     if (target / "gctuner").resolve() != source.resolve():
         shutil.copytree(
             source,

@@ -17,11 +17,11 @@ import http
 import json
 from typing import Any, Mapping
 
-from . import agent
-from .auth import TokenCheck
-from .config import Config
-from .publisher import Publisher
-from .settings import InvalidSettings, Settings, parse_settings
+from gctuner.pod import agent
+from gctuner.core.auth import TokenCheck
+from gctuner.core.config import Config
+from gctuner.pod.publisher import Publisher
+from gctuner.core.settings import InvalidSettings, Settings, parse_settings
 
 METHODS = ("GET", "POST", "DELETE")
 _EXAMPLE = '{"thresholds": [50000, 20, 100], "freeze": false}'
@@ -80,8 +80,8 @@ class TuneEndpoint:
     """``GET``/``POST``/``DELETE`` on the collector settings of every process.
 
     Constructing it makes this process follow the shared state (see
-    :func:`gctuner.agent.follow_config`). The sidecar passes a
-    :class:`~gctuner.publisher.Publisher`, which changes the state without
+    :func:`gctuner.pod.agent.follow_config`). The sidecar passes a
+    :class:`~gctuner.pod.publisher.Publisher`, which changes the state without
     being one of the processes; tests pass their own ``shared``.
     """
 

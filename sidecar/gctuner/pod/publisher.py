@@ -2,7 +2,7 @@
 
 A :class:`Publisher` changes the state directory and reads what the processes
 report, without being one of them: the ``gctuner sidecar`` server is one, as
-its own collector is not the app's. :class:`~gctuner.shared.SharedState`, a
+its own collector is not the app's. :class:`~gctuner.pod.shared.SharedState`, a
 process that follows the state, publishes through the same code.
 """
 
@@ -13,9 +13,9 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
-from .pauses import summarize
-from .settings import Settings
-from .statedir import Desired, StateDir
+from gctuner.core.pauses import summarize
+from gctuner.core.settings import Settings
+from gctuner.pod.statedir import Desired, StateDir
 
 RECORD_FIELDS = ("pid", "generation", "thresholds", "frozen")
 """What ``GET /tune_gc`` lists per process, with its pauses in brief; a record

@@ -13,7 +13,7 @@ import dataclasses
 import json
 from typing import Any, Iterable, Mapping
 
-from .selection import APPLIED_ANNOTATION, Body, endpoint, winner
+from gctuner.status.selection import APPLIED_ANNOTATION, Body, endpoint, winner
 
 Key = tuple[str, str]  # (namespace, name)
 

@@ -2,8 +2,8 @@
 
 ``gctuner sidecar`` serves the endpoint for an app container that follows the
 shared state directory; ``gctuner install-follower DIR`` prepares that app
-container (see :mod:`gctuner.install`); ``gctuner status`` shows what the
-policies did to every opted-in pod (see :mod:`gctuner.status`).
+container (see :mod:`gctuner.cli.install`); ``gctuner status`` shows what the
+policies did to every opted-in pod (see :mod:`gctuner.status.collect`).
 """
 
 from __future__ import annotations
@@ -14,15 +14,15 @@ import signal
 import sys
 from typing import Sequence
 
-from .config import NAMES, Config
-from .endpoint import TuneEndpoint
-from . import status
-from .install import install_follower
-from .kubectl import KubectlError
-from .publisher import Publisher
-from .routes import Routes
-from .server import SidecarServer
-from .statedir import StateDir
+from gctuner.core.config import NAMES, Config
+from gctuner.api.endpoint import TuneEndpoint
+from gctuner.status import collect
+from gctuner.cli.install import install_follower
+from gctuner.status.kubectl import KubectlError
+from gctuner.pod.publisher import Publisher
+from gctuner.api.routes import Routes
+from gctuner.cli.server import SidecarServer
+from gctuner.pod.statedir import StateDir
 
 DEFAULT_PORT = 9471
 
@@ -55,7 +55,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     install.add_argument("directory", metavar="DIR")
     install.set_defaults(run=_install)
 
-    status.add_parser(commands)
+    collect.add_parser(commands)
 
     args = parser.parse_args(argv)
     try:

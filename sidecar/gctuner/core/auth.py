@@ -11,7 +11,7 @@ import dataclasses
 import hmac
 import os
 
-from .config import NAMES, Config
+from gctuner.core.config import NAMES, Config
 
 _ENCODING = ("utf-8", "surrogatepass")  # injective, so no two headers compare equal
 

@@ -1,9 +1,9 @@
 """The standalone server of ``gctuner sidecar``: the endpoint without an app.
 
 A standard-library ``ThreadingHTTPServer`` around the same
-:class:`~gctuner.routes.Routes` as every adapter, plus ``/healthz`` for the
+:class:`~gctuner.api.routes.Routes` as every adapter, plus ``/healthz`` for the
 kubelet's probes. Its endpoint is given a
-:class:`~gctuner.publisher.Publisher`: it writes the desired state into the
+:class:`~gctuner.pod.publisher.Publisher`: it writes the desired state into the
 directory the app container follows and counts the app's processes, without
 being one of them (its own collector is not the app's).
 
@@ -17,8 +17,8 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlsplit
 
-from .endpoint import Response, json_response
-from .routes import Routes, read_declared
+from gctuner.api.endpoint import Response, json_response
+from gctuner.api.routes import Routes, read_declared
 
 HEALTH_PATH = "/healthz"
 

@@ -15,7 +15,7 @@ import sysconfig
 from types import ModuleType
 from typing import Any, Sequence
 
-from .settings import Settings
+from gctuner.core.settings import Settings
 
 INCREMENTAL_RELEASES = ((3, 14, 0), (3, 14, 5))
 """CPython releases whose default build runs the incremental collector: it

@@ -5,7 +5,7 @@ every ready pod's ``GET /tune_gc`` (through the API server's pod proxy, so
 it works from a laptop: the user needs ``get`` on ``pods/proxy``; or at the
 pod's IP with ``--via direct``, from inside the cluster network), a few at a
 time, each with a timeout, and prints the joined report
-(:mod:`gctuner.status_report`) as tables or JSON. A pod that does not
+(:mod:`gctuner.status.report`) as tables or JSON. A pod that does not
 answer shows why; it never holds up the others.
 """
 
@@ -20,10 +20,10 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable
 
-from .kubectl import Kubectl, KubectlError
-from .selection import ENABLED_LABEL, winner
-from .status_report import Key, LiveRead, Report, Target, build, targets
-from .status_table import render
+from gctuner.status.kubectl import Kubectl, KubectlError
+from gctuner.status.selection import ENABLED_LABEL, winner
+from gctuner.status.report import Key, LiveRead, Report, Target, build, targets
+from gctuner.status.table import render
 
 Reader = Callable[[Target], LiveRead]
 

@@ -1,0 +1,1 @@
+"""The ``gctuner`` command: the sidecar server, the follower installer, and the entry point."""
