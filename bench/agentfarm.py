@@ -14,13 +14,13 @@ from __future__ import annotations
 import asyncio
 import resource
 import threading
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from aiohttp import web
 
-from gctuner.core.config import Config
 from gctuner.api.endpoint import Request, TuneEndpoint
+from gctuner.core.config import Config
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
@@ -66,7 +66,7 @@ class AgentFarm:
         for ip in self._endpoints:
             await web.TCPSite(self._runner, ip, PORT, backlog=64).start()
 
-    def __enter__(self) -> "AgentFarm":
+    def __enter__(self) -> AgentFarm:
         self._thread.start()
         asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(timeout=120)
         return self

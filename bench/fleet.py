@@ -38,10 +38,9 @@ async def _send(cluster: LocalCluster, method: str, paths_and_bodies: list[tuple
     limit = asyncio.Semaphore(parallel)
     async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(ssl=context, limit=parallel)) as session:
         async def one(path: str, body: Any) -> None:
-            async with limit:
-                async with session.request(method, cluster.apiserver.url + path, json=body) as response:
-                    if response.status >= 400 and response.status != 404:
-                        raise RuntimeError(f"{method} {path}: {response.status} {await response.text()}")
+            async with limit, session.request(method, cluster.apiserver.url + path, json=body) as response:
+                if response.status >= 400 and response.status != 404:
+                    raise RuntimeError(f"{method} {path}: {response.status} {await response.text()}")
         await asyncio.gather(*(one(path, body) for path, body in paths_and_bodies))
 
 

@@ -33,8 +33,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator, Sequence
 
 import requests
 from prometheus_client.parser import text_string_to_metric_families

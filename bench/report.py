@@ -15,9 +15,10 @@ import os
 import platform
 import statistics
 import sys
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 RESULTS = Path(__file__).with_name("results")
 

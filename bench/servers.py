@@ -13,8 +13,8 @@ import dataclasses
 import os
 import re
 import sys
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Iterator, Mapping, Sequence
 
 from gctuner_localcluster.process import ManagedProcess
 

@@ -56,7 +56,7 @@ def run(workdir: Path) -> int:
 def up(workdir: Path, timeout: float = 120) -> int:
     """Start ``run`` detached; wait until it is ready or has died."""
     if _pid(workdir):
-        _log(f"the local cluster is already running (make cluster-down stops it)")
+        _log("the local cluster is already running (make cluster-down stops it)")
         print(_exports(workdir))
         return 0
     binaries.ensure(log=_log)  # a first build shows its progress here, not in a log file

@@ -58,7 +58,7 @@ class LocalCluster:
 
     # --- lifecycle ---------------------------------------------------------
 
-    def start(self) -> "LocalCluster":
+    def start(self) -> LocalCluster:
         try:
             self.etcd = Etcd(self.assets, self.workdir)
             self.etcd.start()
@@ -111,7 +111,7 @@ class LocalCluster:
         if errors:
             raise RuntimeError("stopping the local cluster failed: " + "; ".join(errors))
 
-    def __enter__(self) -> "LocalCluster":
+    def __enter__(self) -> LocalCluster:
         return self.start()
 
     def __exit__(self, *exc_info: object) -> None:

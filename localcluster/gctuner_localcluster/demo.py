@@ -14,7 +14,6 @@ import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 from .cluster import REPO_ROOT, LocalCluster
 from .operatorproc import OperatorProcess

@@ -13,7 +13,8 @@ import contextlib
 import json
 import logging
 import random
-from typing import Any, AsyncIterator, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Mapping
+from typing import Any, Callable
 
 import aiohttp
 from kubernetes_asyncio import client, config
@@ -41,7 +42,7 @@ class KubeApi:
         self._writes = asyncio.Semaphore(write_concurrency)
 
     @classmethod
-    async def connect(cls, kubeconfig: str, write_concurrency: int = 16) -> "KubeApi":
+    async def connect(cls, kubeconfig: str, write_concurrency: int = 16) -> KubeApi:
         configuration = client.Configuration()
         await config.load_kube_config(config_file=kubeconfig, client_configuration=configuration)
         return cls(client.ApiClient(configuration), write_concurrency)

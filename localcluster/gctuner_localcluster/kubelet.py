@@ -20,16 +20,17 @@ import os
 import signal
 import sys
 import tempfile
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
-from typing import Any, Coroutine, Mapping
+from typing import Any
 
 import aiohttp
 
 from .binder import Binder
 from .kubeapi import ApiError, KubeApi, Reflector
 from .node import NodeReporter
-from .podenv import ConfigError, decode_object_data
 from .orphans import reap_orphans
+from .podenv import ConfigError, decode_object_data
 from .podprocess import Timing
 from .podstatus import IpAllocator
 from .podworker import PodWorker

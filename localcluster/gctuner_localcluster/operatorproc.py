@@ -29,7 +29,7 @@ class OperatorProcess:
             env={**cluster.env(), **env},
         )
 
-    def start(self, timeout: float = 60) -> "OperatorProcess":
+    def start(self, timeout: float = 60) -> OperatorProcess:
         self.process.start()
         self.process.wait_until(lambda: http_ok(f"http://127.0.0.1:{self.port}/healthz"), timeout, "live")
         return self

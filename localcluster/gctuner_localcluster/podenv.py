@@ -12,7 +12,8 @@ from __future__ import annotations
 import base64
 import os
 import re
-from typing import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Mapping
+from typing import Callable
 
 # (kind, namespace, name) -> the object's ``data`` decoded to text, or None if absent.
 ObjectReader = Callable[[str, str, str], Awaitable[Mapping[str, str] | None]]

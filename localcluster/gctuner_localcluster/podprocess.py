@@ -17,8 +17,9 @@ import os
 import signal
 import subprocess
 import time
+from collections.abc import Awaitable, Mapping
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Mapping
+from typing import Any, Callable
 
 from . import orphans
 from .podenv import ConfigError

@@ -10,7 +10,8 @@ is how the caller knows that nothing needs writing.
 from __future__ import annotations
 
 import time
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 Json = dict[str, Any]
 HOST_IP = "127.0.0.1"  # the node's address, as pods and clients see it

@@ -8,7 +8,7 @@ logs that once), which is enough for the apps this project runs.
 from __future__ import annotations
 
 import asyncio
-from typing import Mapping
+from collections.abc import Mapping
 
 import aiohttp
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Mapping
+from collections.abc import Mapping
 
 from .kubeapi import STRATEGIC_PATCH, ApiError, KubeApi
 from .podworker import PodWorker

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +45,7 @@ class OperatorConfig:
     """Bearer token for agents when a policy names no tokenSecretRef; never logged."""
 
     @classmethod
-    def from_env(cls, environ: Mapping[str, str] = os.environ) -> "OperatorConfig":
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> OperatorConfig:
         """``GCTUNER_*`` variables; the token from GCTUNER_TOKEN or GCTUNER_TOKEN_FILE."""
         token = environ.get("GCTUNER_TOKEN")
         if not token and environ.get("GCTUNER_TOKEN_FILE"):

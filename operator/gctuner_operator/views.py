@@ -9,19 +9,20 @@ No I/O here.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any
 
+from gctuner.core.settings import Settings
 from gctuner.status.selection import (  # the agent's: one rule for the operator and `gctuner status`
     APPLIED_ANNOTATION,
     DEFAULT_PATH,
     DEFAULT_PORT,
-    ENABLED_LABEL,
+    ENABLED_LABEL,  # noqa: F401  (re-exported for the reconciler)
     PATH_ANNOTATION,
     PORT_ANNOTATION,
     selector_matches,
 )
-from gctuner.core.settings import Settings
 
 GROUP = "gctuner.dev"
 VERSION = "v1alpha1"
@@ -62,7 +63,7 @@ class PolicyView:
         return (self.namespace, self.name)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> "PolicyView":
+    def from_body(cls, body: Mapping[str, Any]) -> PolicyView:
         meta, spec = body["metadata"], body.get("spec", {})
         endpoint = spec.get("endpoint") or {}
         token = spec.get("tokenSecretRef")
@@ -111,7 +112,7 @@ class PodView:
         return self.ready and bool(self.ip)
 
     @classmethod
-    def from_body(cls, body: Mapping[str, Any]) -> "PodView":
+    def from_body(cls, body: Mapping[str, Any]) -> PodView:
         meta, status = body["metadata"], body.get("status") or {}
         annotations = meta.get("annotations") or {}
         conditions = status.get("conditions") or []

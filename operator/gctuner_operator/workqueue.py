@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Awaitable, Callable, Hashable
+from collections.abc import Awaitable, Hashable
+from typing import Callable
 
 logger = logging.getLogger(__name__)
 

@@ -9,13 +9,13 @@ The public surface. Adapters live in their own modules so that importing
 
 from __future__ import annotations
 
-from gctuner.pod.agent import follow, follow_config, step_aside
-from gctuner.core.config import NAMES, Config
 from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.core.config import NAMES, Config
 from gctuner.core.pauses import PauseRecorder
-from gctuner.pod.publisher import Publisher
 from gctuner.core.runtime import Flavour, GCRuntime
 from gctuner.core.settings import MAX_THRESHOLD, InvalidSettings, Settings, parse_settings
+from gctuner.pod.agent import follow, follow_config, step_aside
+from gctuner.pod.publisher import Publisher
 from gctuner.pod.shared import Rollout, SharedState
 from gctuner.pod.statedir import StateDir, StateDirError
 

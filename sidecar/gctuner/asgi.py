@@ -14,11 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, MutableMapping
+from typing import Any, Callable
 
-from gctuner.core.config import Config
 from gctuner.api.endpoint import Request, Response, TuneEndpoint
 from gctuner.api.routes import Routes
+from gctuner.core.config import Config
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]

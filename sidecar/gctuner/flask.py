@@ -17,9 +17,9 @@ from typing import Any
 
 from flask import Flask, Response, current_app, request
 
-from gctuner.core.config import NAMES, Config, check_options
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes
+from gctuner.core.config import NAMES, Config, check_options
 
 EXTENSION = "gctuner"
 

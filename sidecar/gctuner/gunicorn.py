@@ -29,8 +29,8 @@ from __future__ import annotations
 import gc
 from typing import Any
 
-from gctuner.pod import agent
 from gctuner.core.config import Config
+from gctuner.pod import agent
 
 __all__ = ["post_worker_init", "pre_fork", "when_ready"]
 

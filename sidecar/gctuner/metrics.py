@@ -15,7 +15,8 @@ A re-spawned worker is a new ``pid``: series come and go with processes.
 
 from __future__ import annotations
 
-from typing import Any, Iterator, Mapping
+from collections.abc import Iterator, Mapping
+from typing import Any
 
 from prometheus_client import REGISTRY, CollectorRegistry
 from prometheus_client.core import (
@@ -27,8 +28,8 @@ from prometheus_client.core import (
 from prometheus_client.exposition import choose_encoder
 from prometheus_client.registry import Collector
 
-from gctuner.pod import agent
 from gctuner.api.endpoint import Request, Response, json_response
+from gctuner.pod import agent
 from gctuner.pod.publisher import Publisher, record_generation
 
 _STATS = (

@@ -10,11 +10,12 @@ shared state, so create it where the app is created (``wsgi.py``).
 from __future__ import annotations
 
 import os
-from typing import Any, Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any, Callable
 
-from gctuner.core.config import Config
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes, read_declared
+from gctuner.core.config import Config
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 

@@ -15,11 +15,11 @@ from typing import Any
 
 import pytest
 import yaml
+from podstate import DEFAULTS, agent, policy_status
 
 from conftest import EXAMPLES
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
-from podstate import DEFAULTS, agent, policy_status
 from polling import wait_for
 
 DEPLOY = REPO_ROOT / "deploy"

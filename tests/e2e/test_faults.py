@@ -6,10 +6,11 @@ import os
 import signal
 import time
 
+from podstate import agent, agent_at, faulty_pod, flask_pod, get, policy, policy_status, reports
+
+from conftest import RBAC_WARMUPS
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
-from conftest import RBAC_WARMUPS
-from podstate import agent, agent_at, faulty_pod, flask_pod, get, policy, policy_status, reports
 from polling import wait_for
 
 OPTED_IN = {"app": "web", "gctuner.dev/enabled": "true"}

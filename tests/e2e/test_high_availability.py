@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from podstate import flask_pod, policy, reports
+
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
-from podstate import flask_pod, policy, reports
 from polling import wait_for
 
 

@@ -127,7 +127,7 @@ def test_env_and_variable_references_are_expanded_as_on_a_real_kubelet(
     env, ip = seen["env"], pod["status"]["podIP"]
     assert env["POD_IP"] == env["MY_IP"] == ip
     assert (env["POD_NAME"], env["POD_NAMESPACE"]) == ("env", namespace)
-    assert env["GREETING"] == f"hello $(MY_NAME) from $(MY_NAMESPACE) port 5000"  # defined later: left as is
+    assert env["GREETING"] == "hello $(MY_NAME) from $(MY_NAMESPACE) port 5000"  # defined later: left as is
     assert (env["APP"], env["NODE"], env["TOKEN"], env["MODE"]) == ("env", "local", "s3cret", "fast")
     assert seen["argv"] == [f"--bind={ip}:5000", "$(PORT)", "$(UNDEFINED)", env["GREETING"]]
     assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)

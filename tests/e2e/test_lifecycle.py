@@ -7,9 +7,10 @@ import os
 import signal
 import time
 
+from podstate import DEFAULTS, agent, applied_annotation, flask_pod, get, policy, policy_status, reports
+
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
-from podstate import DEFAULTS, agent, applied_annotation, flask_pod, get, policy, policy_status, reports
 from polling import wait_for
 
 OPTED_IN = {"app": "web", "gctuner.dev/enabled": "true"}

@@ -14,10 +14,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from podstate import faulty_pod, policy_status
+
 from conftest import EXAMPLES
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
-from podstate import faulty_pod, policy_status
 from polling import wait_for
 
 GCTUNER = str(Path(sys.executable).with_name("gctuner"))

@@ -10,15 +10,16 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any
 
 import requests
-from polling import wait_for
 
 from gctuner_localcluster.controlplane import free_port  # noqa: F401  (the tests import it from here)
 from gctuner_localcluster.process import ManagedProcess
+from polling import wait_for
 
 APPS = Path(__file__).with_name("apps")
 BIN = Path(sys.executable).parent

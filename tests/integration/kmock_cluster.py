@@ -23,17 +23,18 @@ import asyncio
 import contextlib
 import secrets
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable
 
 import attrs
 import kmock
 
-from gctuner.core.config import Config
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes
-from gctuner.core.runtime import GCRuntime
 from gctuner.cli.server import SidecarServer
+from gctuner.core.config import Config
+from gctuner.core.runtime import GCRuntime
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
 from gctuner.testing import StandInGC

@@ -8,8 +8,8 @@ recipe; and the hooks alone tuning an app that has no gctuner code in it.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import requests
@@ -25,6 +25,7 @@ from agent_servers import (
     serving,
     tune_and_converge,
 )
+
 from polling import wait_for
 
 pytestmark = pytest.mark.timeout(180)

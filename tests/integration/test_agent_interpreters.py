@@ -19,6 +19,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from interpreters import Interpreter, discover, ensure_venv
 
 pytestmark = pytest.mark.timeout(900)

@@ -24,6 +24,7 @@ from agent_servers import (
     serving,
     tune_and_converge,
 )
+
 from polling import wait_for
 
 pytestmark = pytest.mark.timeout(180)

@@ -13,12 +13,27 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterator
+from typing import Any, Callable
 
 import kmock
 import kopf
 import pytest
+from kmock_cluster import (
+    NAMESPACE,
+    PODS,
+    POLICIES,
+    TOKEN,
+    TUNED,
+    Agent,
+    Emulator,
+    agents,
+    pod_body,
+    policy_body,
+    status_body,
+    until,
+)  # fmt: skip
 from kubernetes_asyncio import client
 from kubernetes_asyncio.config import kube_config
 from prometheus_client import CollectorRegistry
@@ -30,9 +45,6 @@ from gctuner_operator.kube import Kube
 from gctuner_operator.metrics import OperatorMetrics
 from gctuner_operator.reconciler import Reconciler
 from gctuner_operator.views import PodView, PolicyView
-from kmock_cluster import (
-    NAMESPACE, PODS, POLICIES, TOKEN, TUNED, Agent, Emulator, agents, policy_body, pod_body, status_body, until,
-)  # fmt: skip
 
 pytestmark = [pytest.mark.kmock(cls=Emulator), pytest.mark.timeout(60)]
 

@@ -12,13 +12,13 @@ import json
 import socket
 import sys
 import threading
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
-from gctuner.status.kubectl import Kubectl, KubectlError
 from gctuner.status.collect import choose_reader, direct_reader, read_all
+from gctuner.status.kubectl import Kubectl, KubectlError
 from gctuner.status.report import LiveRead, Target
 
 pytestmark = pytest.mark.timeout(60)

@@ -11,8 +11,9 @@ import dataclasses
 import gc
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 

@@ -13,8 +13,8 @@ from agent_support import FakeGC
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from gctuner.core.config import Config
 from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.core.config import Config
 from gctuner.core.pauses import PauseRecorder
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod.shared import SharedState

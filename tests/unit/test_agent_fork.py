@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from agent_support import FakeGC, Follower, wait_until
 
-from gctuner.pod import uwsgi
 from gctuner.core.runtime import GCRuntime
+from gctuner.pod import uwsgi
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
 

@@ -12,11 +12,11 @@ from agent_support import FakeGC
 from prometheus_client import CollectorRegistry
 
 from gctuner.api.endpoint import Request
-from gctuner.metrics import GCCollector
 from gctuner.core.pauses import PauseRecorder
-from gctuner.pod.publisher import Publisher
 from gctuner.core.runtime import GCRuntime
 from gctuner.core.settings import Settings
+from gctuner.metrics import GCCollector
+from gctuner.pod.publisher import Publisher
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
 from gctuner.wsgi import GCTunerMiddleware

@@ -8,18 +8,19 @@ import sys
 import threading
 import urllib.error
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
 
-from gctuner.cli.main import main
-from gctuner.core.config import Config
 from gctuner.api.endpoint import TuneEndpoint
-from gctuner.cli.install import install_follower
-from gctuner.pod.publisher import Publisher
 from gctuner.api.routes import Routes
+from gctuner.cli.install import install_follower
+from gctuner.cli.main import main
 from gctuner.cli.server import SidecarServer
+from gctuner.core.config import Config
+from gctuner.pod.publisher import Publisher
 from gctuner.pod.statedir import StateDir
 
 pytestmark = pytest.mark.timeout(60)

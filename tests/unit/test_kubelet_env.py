@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import base64
-from typing import Mapping
+from collections.abc import Mapping
 
 import pytest
-from hypothesis import given, strategies as st
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gctuner_localcluster.podenv import (
-    ConfigError, base_env, command_line, container_env, decode_object_data, expand, field_value,
+    ConfigError,
+    base_env,
+    command_line,
+    container_env,
+    decode_object_data,
+    expand,
+    field_value,
 )
 
 ENV = {"VAR_A": "A", "VAR_B": "B", "EMPTY": ""}

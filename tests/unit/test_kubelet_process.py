@@ -14,8 +14,8 @@ from typing import Callable
 import pytest
 
 from gctuner_localcluster.kubelet import claim_address_block
-from gctuner_localcluster.podenv import ConfigError, command_line
 from gctuner_localcluster.orphans import reap_orphans
+from gctuner_localcluster.podenv import ConfigError, command_line
 from gctuner_localcluster.podprocess import ContainerRunner, Sandbox, Timing
 
 FAST = Timing(backoff_initial=0.05, backoff_max=0.2, backoff_reset=30, grace_cap=2)

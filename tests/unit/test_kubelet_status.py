@@ -5,7 +5,13 @@ from __future__ import annotations
 import pytest
 
 from gctuner_localcluster.podstatus import (
-    IpAllocator, conditions, gate_problems, pod_phase, pod_status, timestamp, with_transition_times,
+    IpAllocator,
+    conditions,
+    gate_problems,
+    pod_phase,
+    pod_status,
+    timestamp,
+    with_transition_times,
 )
 
 T0 = 1_700_000_000.0

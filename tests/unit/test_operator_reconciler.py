@@ -11,6 +11,7 @@ import asyncio
 from typing import Any
 
 from prometheus_client import CollectorRegistry
+from test_operator_views import pod, policy
 
 from gctuner.core.settings import Settings
 from gctuner_operator.agent_client import AgentError
@@ -18,7 +19,6 @@ from gctuner_operator.config import OperatorConfig
 from gctuner_operator.metrics import OperatorMetrics
 from gctuner_operator.reconciler import Reconciler
 from gctuner_operator.views import Endpoint, PodView, PolicyView
-from test_operator_views import pod, policy
 
 
 class FakeAgent:

@@ -15,13 +15,14 @@ from __future__ import annotations
 import dataclasses
 import http
 import json
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
-from gctuner.pod import agent
 from gctuner.core.auth import TokenCheck
 from gctuner.core.config import Config
-from gctuner.pod.publisher import Publisher
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
+from gctuner.pod import agent
+from gctuner.pod.publisher import Publisher
 
 METHODS = ("GET", "POST", "DELETE")
 _EXAMPLE = '{"thresholds": [50000, 20, 100], "freeze": false}'

@@ -8,7 +8,8 @@ and the bound on the body are decided here once, so they cannot drift apart.
 from __future__ import annotations
 
 import importlib.util
-from typing import Callable, Mapping, Protocol
+from collections.abc import Mapping
+from typing import Callable, Protocol
 
 from gctuner.api.endpoint import Request, Response, TuneEndpoint
 from gctuner.pod.publisher import Publisher

@@ -12,17 +12,17 @@ import argparse
 import dataclasses
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
-from gctuner.core.config import NAMES, Config
 from gctuner.api.endpoint import TuneEndpoint
-from gctuner.status import collect
-from gctuner.cli.install import install_follower
-from gctuner.status.kubectl import KubectlError
-from gctuner.pod.publisher import Publisher
 from gctuner.api.routes import Routes
+from gctuner.cli.install import install_follower
 from gctuner.cli.server import SidecarServer
+from gctuner.core.config import NAMES, Config
+from gctuner.pod.publisher import Publisher
 from gctuner.pod.statedir import StateDir
+from gctuner.status import collect
+from gctuner.status.kubectl import KubectlError
 
 DEFAULT_PORT = 9471
 

@@ -12,8 +12,9 @@ import gc
 import os
 import sys
 import sysconfig
+from collections.abc import Sequence
 from types import ModuleType
-from typing import Any, Sequence
+from typing import Any
 
 from gctuner.core.settings import Settings
 

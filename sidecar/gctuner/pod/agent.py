@@ -21,10 +21,10 @@ import os
 import threading
 from pathlib import Path
 
-from gctuner.pod import uwsgi
 from gctuner.core.config import Config
 from gctuner.core.pauses import PauseRecorder
 from gctuner.core.runtime import GCRuntime
+from gctuner.pod import uwsgi
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir, default_state_dir
 

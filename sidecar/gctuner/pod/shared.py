@@ -22,8 +22,8 @@ import time
 from typing import Any, Callable
 
 from gctuner.core.pauses import PauseRecorder
-from gctuner.pod.publisher import Publisher, Rollout, iso_time, wait_for_rollout
 from gctuner.core.runtime import GCRuntime
+from gctuner.pod.publisher import Publisher, Rollout, iso_time, wait_for_rollout
 from gctuner.pod.statedir import Slot, StateDir
 
 __all__ = ["RESYNC_SECONDS", "Rollout", "SharedState", "iso_time", "wait_for_rollout"]

@@ -21,8 +21,8 @@ import urllib.request
 from typing import Any, Callable
 
 from gctuner.status.kubectl import Kubectl, KubectlError
-from gctuner.status.selection import ENABLED_LABEL, winner
 from gctuner.status.report import Key, LiveRead, Report, Target, build, targets
+from gctuner.status.selection import ENABLED_LABEL, winner
 from gctuner.status.table import render
 
 Reader = Callable[[Target], LiveRead]

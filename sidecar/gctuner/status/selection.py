@@ -11,7 +11,8 @@ that both agree.
 
 from __future__ import annotations
 
-from typing import Any, Iterable, Mapping
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 ENABLED_LABEL = "gctuner.dev/enabled"
 APPLIED_ANNOTATION = "gctuner.dev/applied"

@@ -9,7 +9,8 @@ detail (every process, the operator's annotation, the messages) is in
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from gctuner.status.report import PodReport, PolicyReport, Report
 

@@ -22,7 +22,7 @@ import gctuner
 
 
 class QuietHandler(WSGIRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+    def log_message(self, format: str, *args: Any) -> None:
         """No line per request: the test sends many."""
 
 

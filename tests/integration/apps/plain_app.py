@@ -9,7 +9,8 @@ from __future__ import annotations
 import gc
 import json
 import os
-from typing import Any, Callable, Iterable
+from collections.abc import Iterable
+from typing import Any, Callable
 
 
 def report() -> bytes:
