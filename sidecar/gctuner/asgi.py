@@ -7,7 +7,7 @@ the app untouched. The body is read up to the size bound and no further. A
 POST waits (bounded by ``apply_timeout``) for the other processes to apply
 the change, so the core runs in a worker thread: the event loop keeps serving
 meanwhile. Needs an asyncio event loop (uvicorn, hypercorn, daphne).
-Configuration as for :mod:`gctuner.wsgi`.
+Configuration, and ``shared=``, as for :mod:`gctuner.wsgi`.
 """
 
 from __future__ import annotations
@@ -20,6 +20,8 @@ from typing import Any, Callable
 from gctuner.api.endpoint import Request, Response, TuneEndpoint
 from gctuner.api.routes import Routes
 from gctuner.core.config import Config
+from gctuner.pod import agent
+from gctuner.pod.publisher import Publisher
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -31,10 +33,11 @@ ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 class GCTunerMiddleware:
     """Wraps an ASGI app; the agent's paths never reach it."""
 
-    def __init__(self, app: ASGIApp, **options: Any) -> None:
+    def __init__(self, app: ASGIApp, *, shared: Publisher | None = None, **options: Any) -> None:
         self.app = app
         config = Config.with_options(options, os.environ, "GCTunerMiddleware")
-        self.routes = Routes(TuneEndpoint(config))
+        shared = shared if shared is not None else agent.follow_config(config)
+        self.routes = Routes(TuneEndpoint(config, shared=shared))
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         route = self.routes.find(scope["path"]) if scope["type"] == "http" else None

@@ -7,7 +7,9 @@ Configuration, in order of precedence: keyword options of ``GCTuner``, then
 environment, then the defaults.
 
 State lives in ``app.extensions["gctuner"]``, never on the extension object,
-so one ``GCTuner`` can serve every app an app factory makes.
+so one ``GCTuner`` can serve every app an app factory makes. ``init_app``
+makes this process follow the shared state, unless ``GCTuner(shared=...)``
+was given one (a test's, with a stand-in collector).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ from flask import Flask, Response, current_app, request
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes
 from gctuner.core.config import NAMES, Config, check_options
+from gctuner.pod import agent
+from gctuner.pod.publisher import Publisher
 
 EXTENSION = "gctuner"
 
@@ -29,9 +33,12 @@ VIEW = "gctuner.tune_gc"
 class GCTuner:
     """Adds ``GET``/``POST``/``DELETE /tune_gc`` to a Flask app."""
 
-    def __init__(self, app: Flask | None = None, **options: Any) -> None:
+    def __init__(
+        self, app: Flask | None = None, *, shared: Publisher | None = None, **options: Any
+    ) -> None:
         check_options(options, "GCTuner")
         self._options = options
+        self._shared = shared
         if app is not None:
             self.init_app(app)
 
@@ -46,7 +53,8 @@ class GCTuner:
             app.config.setdefault(NAMES[name], value)
         values = {key: app.config[key] for key in NAMES.values()}
         config = Config.with_options(self._options, values, "GCTuner")
-        routes = Routes(TuneEndpoint(config))
+        shared = self._shared if self._shared is not None else agent.follow_config(config)
+        routes = Routes(TuneEndpoint(config, shared=shared))
         app.extensions[EXTENSION] = routes
         for path in routes.paths:
             # A rule without methods matches every method, so the 405 for an

@@ -4,7 +4,8 @@ It answers ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.api.routes`) itself
 and passes every other request to the app untouched. Configuration: keyword
 options (the field names of :class:`~gctuner.core.config.Config`), then the
 environment, then the defaults. Creating it makes the process follow the
-shared state, so create it where the app is created (``wsgi.py``).
+shared state, so create it where the app is created (``wsgi.py``); ``shared=``
+gives it the state to answer for instead (a test's, with a stand-in collector).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import Any, Callable
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes, read_declared
 from gctuner.core.config import Config
+from gctuner.pod import agent
+from gctuner.pod.publisher import Publisher
 
 WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
 
@@ -25,10 +28,11 @@ _UNPREFIXED = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length
 class GCTunerMiddleware:
     """Wraps a WSGI app; the agent's paths never reach it."""
 
-    def __init__(self, app: WSGIApp, **options: Any) -> None:
+    def __init__(self, app: WSGIApp, *, shared: Publisher | None = None, **options: Any) -> None:
         self.app = app
         config = Config.with_options(options, os.environ, "GCTunerMiddleware")
-        self.routes = Routes(TuneEndpoint(config))
+        shared = shared if shared is not None else agent.follow_config(config)
+        self.routes = Routes(TuneEndpoint(config, shared=shared))
 
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]

@@ -21,7 +21,6 @@ from typing import Any
 from gctuner.core.auth import TokenCheck
 from gctuner.core.config import Config
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
-from gctuner.pod import agent
 from gctuner.pod.publisher import Publisher
 
 METHODS = ("GET", "POST", "DELETE")
@@ -80,15 +79,16 @@ def json_response(
 class TuneEndpoint:
     """``GET``/``POST``/``DELETE`` on the collector settings of every process.
 
-    Constructing it makes this process follow the shared state (see
-    :func:`gctuner.pod.agent.follow_config`). The sidecar passes a
+    It is given the shared state it answers for and starts nothing: an
+    adapter passes this process's follower (see
+    :func:`gctuner.pod.agent.follow_config`), the sidecar a
     :class:`~gctuner.pod.publisher.Publisher`, which changes the state without
-    being one of the processes; tests pass their own ``shared``.
+    being one of the processes, and tests their own.
     """
 
-    def __init__(self, config: Config | None = None, *, shared: Publisher | None = None) -> None:
-        self.config = config if config is not None else Config.from_env()
-        self.shared = shared if shared is not None else agent.follow_config(self.config)
+    def __init__(self, config: Config, *, shared: Publisher) -> None:
+        self.config = config
+        self.shared = shared
         self._tokens = TokenCheck(self.config)
 
     def precheck(self, method: str, headers: Mapping[str, str]) -> Response | None:

@@ -33,7 +33,7 @@ class Routes:
         self.endpoint = endpoint
         self.paths: dict[str, Route] = {endpoint.config.path: endpoint}
         if endpoint.config.metrics and importlib.util.find_spec("prometheus_client"):
-            from gctuner.metrics import MetricsPage  # only now: prometheus_client is optional
+            from gctuner.api.metrics import MetricsPage  # only now: prometheus_client is optional
 
             self.paths[METRICS_PATH] = MetricsPage(endpoint.shared)
 

@@ -171,9 +171,15 @@ class SharedState(Publisher):
         return list(self.runtime.thresholds())
 
     def records(self) -> list[dict[str, Any]]:
-        """Every live process's record, this one's refreshed first."""
-        self.sync()
-        return super().records()
+        """Every live process's record, this one's as of now. Read-only: this
+        process's fresh numbers replace its record in the answer, not on disk,
+        so a ``/metrics`` scrape writes nothing."""
+        records = super().records()
+        with self._lock:
+            if self._slot is None:  # not one of the pod's processes
+                return records
+            own = self._record(self.runtime.thresholds())
+        return [own if record.get("pid") == own["pid"] else record for record in records]
 
     def describe(self) -> dict[str, Any]:
         """This process's collector, its pause recording, and the pod's view."""
