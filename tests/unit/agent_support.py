@@ -10,7 +10,10 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-from gctuner.testing import StandInGC as FakeGC  # noqa: F401  (the tests import it from here)
+from gctuner.core.runtime import GCRuntime
+from gctuner.pod.shared import SharedState
+from gctuner.pod.statedir import StateDir
+from gctuner.testing import StandInGC as FakeGC
 
 FOLLOWER_SCRIPT = Path(__file__).with_name("agent_follower.py")
 
@@ -25,6 +28,13 @@ def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = 
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
         time.sleep(0.02)
+
+
+def stand_in_follower(state_dir: Path) -> SharedState:
+    """This process following ``state_dir`` with a stand-in collector: what the
+    adapters' tests pass as ``shared=``, so they never change this process's gc.
+    Started; the test stops it."""
+    return SharedState(StateDir(state_dir), GCRuntime(FakeGC((700, 10, 10)))).start()
 
 
 class Follower:

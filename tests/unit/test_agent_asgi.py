@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import gc
 import json
 import os
 from collections.abc import Iterator
@@ -16,8 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_support import stand_in_follower
 
 from gctuner.asgi import GCTunerMiddleware
+from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
 
 pytestmark = pytest.mark.timeout(60)
@@ -43,13 +44,15 @@ def inner() -> Inner:
 
 
 @pytest.fixture
-def middleware(tmp_path: Path, inner: Inner) -> Iterator[GCTunerMiddleware]:
-    before = gc.get_threshold()
-    state_dir = str(tmp_path / "state")
-    wrapped = GCTunerMiddleware(inner, token=TOKEN, state_dir=state_dir, apply_timeout=0.5)
-    yield wrapped
-    wrapped.routes.shared.stop()  # type: ignore[attr-defined]
-    gc.set_threshold(*before)
+def shared(tmp_path: Path) -> Iterator[SharedState]:
+    follower = stand_in_follower(tmp_path / "state")
+    yield follower
+    follower.stop()
+
+
+@pytest.fixture
+def middleware(shared: SharedState, inner: Inner) -> GCTunerMiddleware:
+    return GCTunerMiddleware(inner, shared=shared, token=TOKEN, apply_timeout=0.5)
 
 
 @dataclasses.dataclass
@@ -93,12 +96,12 @@ def test_lifespan_websocket_and_other_paths_pass_through(
     assert inner.scopes == ["lifespan", "websocket", "http"]
 
 
-def test_post_in_several_chunks(middleware: GCTunerMiddleware) -> None:
+def test_post_in_several_chunks(middleware: GCTunerMiddleware, shared: SharedState) -> None:
     body = json.dumps({"thresholds": [50000, 20, 100]}).encode()
     answer = asyncio.run(request(middleware, "POST", "/tune_gc", [body[:5], body[5:]], [AUTH, JSON]))
     assert answer.status == 200 and answer.headers[b"content-type"] == b"application/json"
     assert json.loads(answer.body)["new_thresholds"] == [50000, 20, 100]
-    assert gc.get_threshold() == (50000, 20, 100)
+    assert shared.runtime.thresholds() == (50000, 20, 100)
 
 
 def test_the_body_is_read_up_to_the_bound_only(middleware: GCTunerMiddleware) -> None:

@@ -60,6 +60,14 @@ def thresholds(endpoint: TuneEndpoint) -> tuple[int, ...]:
 # --- the contract --------------------------------------------------------------
 
 
+def test_constructing_it_starts_nothing(tmp_path: Path) -> None:
+    """The adapter follows and passes the state in; the endpoint only answers."""
+    shared = SharedState(StateDir(tmp_path / "state"), GCRuntime(FakeGC()))
+    TuneEndpoint(Config(token=TOKEN), shared=shared)
+    assert shared._thread is None
+    assert not (tmp_path / "state").exists()
+
+
 def test_post_applies_and_counts_processes(endpoint: TuneEndpoint) -> None:
     response = post(endpoint, TUNED)
     assert response.status == 200

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import gc
+import os
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -10,10 +10,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from agent_support import stand_in_follower
 from flask import Flask
 
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.flask import EXTENSION, GCTuner
+from gctuner.pod.shared import SharedState
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -21,36 +23,34 @@ TOKEN = "flask-test-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
-@pytest.fixture(autouse=True)
-def real_gc_restored() -> Iterator[None]:
-    """These tests drive the real collector of this process: put it back."""
-    before = gc.get_threshold()
-    yield
-    gc.set_threshold(*before)
+@pytest.fixture
+def shared(tmp_path: Path) -> Iterator[SharedState]:
+    """The state every app of a test answers for, with a stand-in collector."""
+    follower = stand_in_follower(tmp_path / "state")
+    yield follower
+    follower.stop()
 
 
 @pytest.fixture
-def make_app(tmp_path: Path) -> Iterator[Any]:
+def make_app(shared: SharedState) -> Any:
     apps: list[Flask] = []
 
     def make(tuner: GCTuner | None = None, **config: Any) -> Flask:
         app = Flask(f"app{len(apps)}")
-        app.config.update(GCTUNER_TOKEN=TOKEN, GCTUNER_STATE_DIR=str(tmp_path / "state"), **config)
-        (tuner or GCTuner()).init_app(app)
+        app.config.update(GCTUNER_TOKEN=TOKEN, **config)
+        (tuner or GCTuner(shared=shared)).init_app(app)
         apps.append(app)
         return app
 
-    yield make
-    for app in apps:
-        app.extensions[EXTENSION].shared.stop()
+    return make
 
 
-def test_post_get_delete(make_app: Any) -> None:
+def test_post_get_delete(make_app: Any, shared: SharedState) -> None:
     client = make_app().test_client()
     response = client.post("/tune_gc", json={"thresholds": [50000, 20, 100]}, headers=AUTH)
     assert response.status_code == 200
     assert response.json["processes"] == {"applied": 1, "total": 1}
-    assert gc.get_threshold() == (50000, 20, 100)
+    assert shared.runtime.thresholds() == (50000, 20, 100)
 
     status = client.get("/tune_gc").json
     assert status["thresholds"] == [50000, 20, 100]
@@ -74,25 +74,27 @@ def test_post_get_delete(make_app: Any) -> None:
         ("PROPFIND", {}, 405),
     ],
 )
-def test_every_refusal_is_json(make_app: Any, method: str, kwargs: dict[str, Any], status: int) -> None:
-    before = gc.get_threshold()
+def test_every_refusal_is_json(
+    make_app: Any, shared: SharedState, method: str, kwargs: dict[str, Any], status: int
+) -> None:
+    before = shared.runtime.thresholds()
     response = make_app().test_client().open("/tune_gc", method=method, **kwargs)
     assert response.status_code == status
     assert response.content_type == "application/json"
     if method != "HEAD":
         assert response.json["message"]
-    assert gc.get_threshold() == before
+    assert shared.runtime.thresholds() == before
 
 
-def test_init_app_twice_is_refused(make_app: Any) -> None:
-    tuner = GCTuner()
+def test_init_app_twice_is_refused(make_app: Any, shared: SharedState) -> None:
+    tuner = GCTuner(shared=shared)
     app = make_app(tuner)
     with pytest.raises(RuntimeError, match="already registered on the app 'app0'"):
         tuner.init_app(app)
 
 
-def test_one_extension_serves_an_app_factory(make_app: Any) -> None:
-    tuner = GCTuner()
+def test_one_extension_serves_an_app_factory(make_app: Any, shared: SharedState) -> None:
+    tuner = GCTuner(shared=shared)
     first, second = make_app(tuner), make_app(tuner, GCTUNER_PATH="/admin/gc")
     assert isinstance(first.extensions[EXTENSION].endpoint, TuneEndpoint)
     assert first.extensions[EXTENSION] is not second.extensions[EXTENSION]
@@ -103,14 +105,26 @@ def test_one_extension_serves_an_app_factory(make_app: Any) -> None:
 
 
 def test_options_beat_app_config_which_beats_the_environment(
-    make_app: Any, monkeypatch: pytest.MonkeyPatch
+    make_app: Any, shared: SharedState, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("GCTUNER_APPLY_TIMEOUT", "7")
     monkeypatch.setenv("GCTUNER_MAX_BODY_BYTES", "100")
-    app = make_app(GCTuner(max_body_bytes=200), GCTUNER_MAX_BODY_BYTES=150)
+    app = make_app(GCTuner(shared=shared, max_body_bytes=200), GCTUNER_MAX_BODY_BYTES=150)
     config = app.extensions[EXTENSION].endpoint.config
     assert (config.apply_timeout, config.max_body_bytes, config.token) == (7.0, 200, TOKEN)
     assert app.config["GCTUNER_APPLY_TIMEOUT"] == 7.0
+
+
+def test_without_shared_state_init_app_follows(tmp_path: Path) -> None:
+    app = Flask("followed")
+    app.config.update(GCTUNER_STATE_DIR=str(tmp_path / "state"))
+    GCTuner(app)
+    follower = app.extensions[EXTENSION].shared
+    try:
+        assert isinstance(follower, SharedState) and follower._thread.is_alive()
+        assert [record["pid"] for record in follower.state_dir.records()] == [os.getpid()]
+    finally:
+        follower.stop()
 
 
 def test_unknown_options_are_refused() -> None:

@@ -62,6 +62,18 @@ def test_this_process(member: SharedState) -> None:
     assert value(registry, "gctuner_gc_pause_seconds_bucket", pid=pid, generation="1", le="+Inf") == 1
 
 
+def test_a_scrape_writes_nothing(member: SharedState) -> None:
+    """This process's numbers are fresh in the answer, and only there."""
+    member.sync()  # a member, without a follower thread that could rewrite the record
+    (record,) = member.state_dir._procs.glob("*.json")
+    before = (record.stat().st_mtime_ns, record.read_bytes())
+    member.runtime._gc.set_threshold(1234)  # a change the follower did not report yet
+    registry = CollectorRegistry()
+    GCCollector(member, registry=registry)
+    assert value(registry, "gctuner_gc_threshold", pid=str(os.getpid()), generation="0") == 1234
+    assert (record.stat().st_mtime_ns, record.read_bytes()) == before
+
+
 def test_every_process_from_a_publisher(member: SharedState, tmp_path: Path) -> None:
     """What the sidecar reports: the records, one series per pid, none of its own."""
     member.start()

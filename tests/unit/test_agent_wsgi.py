@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import io
 import json
 from collections.abc import Iterator
@@ -11,7 +10,9 @@ from typing import Any
 from wsgiref.util import setup_testing_defaults
 
 import pytest
+from agent_support import stand_in_follower
 
+from gctuner.pod.shared import SharedState
 from gctuner.wsgi import GCTunerMiddleware, request_headers
 
 pytestmark = pytest.mark.timeout(60)
@@ -32,12 +33,15 @@ def inner(environ: dict[str, Any], start_response: Any) -> list[bytes]:
 
 
 @pytest.fixture
-def middleware(tmp_path: Path) -> Iterator[GCTunerMiddleware]:
-    before = gc.get_threshold()
-    wrapped = GCTunerMiddleware(inner, token=TOKEN, state_dir=str(tmp_path / "state"))
-    yield wrapped
-    wrapped.routes.shared.stop()  # type: ignore[attr-defined]
-    gc.set_threshold(*before)
+def shared(tmp_path: Path) -> Iterator[SharedState]:
+    follower = stand_in_follower(tmp_path / "state")
+    yield follower
+    follower.stop()
+
+
+@pytest.fixture
+def middleware(shared: SharedState) -> GCTunerMiddleware:
+    return GCTunerMiddleware(inner, shared=shared, token=TOKEN)
 
 
 def call(
@@ -65,12 +69,12 @@ def test_other_paths_reach_the_app(middleware: GCTunerMiddleware) -> None:
     assert call(middleware, "/tune_gc/x")[2] == b"the app"
 
 
-def test_post_get_delete(middleware: GCTunerMiddleware) -> None:
+def test_post_get_delete(middleware: GCTunerMiddleware, shared: SharedState) -> None:
     body = json.dumps({"thresholds": [50000, 20, 100]}).encode()
     status, headers, data = call(middleware, "/tune_gc", "POST", body, **post_environ(body))
     assert status == "200 OK" and headers["Content-Type"] == "application/json"
     assert json.loads(data)["processes"] == {"applied": 1, "total": 1}
-    assert gc.get_threshold() == (50000, 20, 100)
+    assert shared.runtime.thresholds() == (50000, 20, 100)
     assert json.loads(call(middleware, "/tune_gc")[2])["thresholds"] == [50000, 20, 100]
     status, _, data = call(middleware, "/tune_gc", "DELETE", HTTP_AUTHORIZATION=f"Bearer {TOKEN}")
     assert status == "200 OK"
@@ -82,18 +86,19 @@ def test_an_oversized_body_is_refused_unread(middleware: GCTunerMiddleware) -> N
     assert "larger than 4096 bytes" in json.loads(data)["message"]
 
 
-def test_a_chunked_body_is_read_up_to_the_bound(middleware: GCTunerMiddleware) -> None:
+def test_a_chunked_body_is_read_up_to_the_bound(middleware: GCTunerMiddleware, shared: SharedState) -> None:
     environ = post_environ(b"", **{"wsgi.input_terminated": True})  # type: ignore[arg-type]
     del environ["CONTENT_LENGTH"]
     status, _, _ = call(middleware, "/tune_gc", "POST", b" " * 10_000, **environ)
     assert status.startswith("413")
     body = json.dumps({"thresholds": [1234]}).encode()
     status, _, _ = call(middleware, "/tune_gc", "POST", body, **environ)
-    assert status == "200 OK" and gc.get_threshold()[0] == 1234
+    assert status == "200 OK" and shared.runtime.thresholds()[0] == 1234
 
 
 def test_metrics_can_be_switched_off(tmp_path: Path) -> None:
-    """Served or not, never at the app's expense when off (test_agent_metrics: served)."""
+    """Served or not, never at the app's expense when off (test_agent_metrics: served).
+    Without ``shared=``, the middleware makes this process follow."""
     without = GCTunerMiddleware(inner, state_dir=str(tmp_path / "b"), metrics=False)
     assert call(without, "/metrics")[2] == b"the app"
     without.routes.shared.stop()  # type: ignore[attr-defined]
