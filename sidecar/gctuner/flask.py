@@ -65,6 +65,8 @@ class GCTuner:
 
 def _serve() -> Response:
     routes: Routes = current_app.extensions[EXTENSION]
-    route = routes.paths[request.url_rule.rule]  # type: ignore[union-attr]
-    answer = routes.respond(route, request.method, request.headers, request.stream.read)
+    rule = request.url_rule
+    assert rule is not None  # this view is reached only through the rules of init_app
+    headers = dict(request.headers.items())  # werkzeug's Headers is no Mapping
+    answer = routes.respond(routes.paths[rule.rule], request.method, headers, request.stream.read)
     return Response(answer.body, status=answer.status, headers=answer.headers)

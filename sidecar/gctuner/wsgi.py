@@ -20,7 +20,7 @@ from gctuner.core.config import Config
 from gctuner.pod import agent
 from gctuner.pod.publisher import Publisher
 
-WSGIApp = Callable[[dict, Callable[..., Any]], Iterable[bytes]]
+WSGIApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 _UNPREFIXED = {"CONTENT_TYPE": "content-type", "CONTENT_LENGTH": "content-length"}
 

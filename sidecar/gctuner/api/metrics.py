@@ -95,8 +95,8 @@ def _per_process(records: list[dict[str, Any]]) -> Iterator[Metric]:
         for index, value in enumerate(record.get("thresholds") or ()):
             thresholds.add_metric([pid, str(index)], value)
         frozen.add_metric([pid], record.get("frozen") or 0)
-        recorded = record.get("pauses")
-        for generation in (recorded or {}).get("generations", ()):
+        recorded: dict[str, Any] = record.get("pauses") or {}  # None: not recording
+        for generation in recorded.get("generations", ()):
             buckets = _cumulative(recorded["buckets_ns"], generation["histogram"])
             pauses.add_metric(
                 [pid, str(generation["generation"])],
@@ -112,7 +112,7 @@ def _per_process(records: list[dict[str, Any]]) -> Iterator[Metric]:
 def _cumulative(bounds_ns: list[int], counts: list[int]) -> list[tuple[str, float]]:
     """The recorder's per-bucket counts as Prometheus's cumulative ``le`` buckets."""
     total = 0
-    buckets = []
+    buckets: list[tuple[str, float]] = []
     for bound, count in zip([*(str(b / 1e9) for b in bounds_ns), "+Inf"], counts):
         total += count
         buckets.append((bound, total))

@@ -34,7 +34,7 @@ class SidecarServer(ThreadingHTTPServer):
 
     @property
     def url(self) -> str:
-        host, port = self.server_address[:2]
+        host, port = self.socket.getsockname()[:2]  # as server_address after bind, but str
         return f"http://{host}:{port}"
 
     def stop_soon(self) -> None:

@@ -14,13 +14,22 @@ only inside the server, which has imported it before it loads any app.
 from __future__ import annotations
 
 import sys
-from types import ModuleType
-from typing import Callable
+from typing import Callable, Protocol, cast
 
 
-def _server() -> ModuleType | None:
+class _Server(Protocol):
+    """What we use of the ``uwsgi`` module, which the server builds in (no stubs)."""
+
+    post_fork_hook: Callable[[], None]
+
+    def worker_id(self) -> int: ...
+
+    def masterpid(self) -> int: ...
+
+
+def _server() -> _Server | None:
     module = sys.modules.get("uwsgi")
-    return module if hasattr(module, "worker_id") else None
+    return cast("_Server", module) if hasattr(module, "worker_id") else None
 
 
 def in_master() -> bool:
