@@ -103,7 +103,7 @@ class LocalCluster:
                 continue
             try:
                 component.stop()
-            except Exception as exc:  # keep stopping the rest
+            except Exception as exc:  # noqa: BLE001  (whatever failed, keep stopping the rest; all are reported)
                 errors.append(f"{type(component).__name__}: {exc}")
         self.kubelet = self.apiserver = self.etcd = None
         if self._owns_workdir:

@@ -40,6 +40,7 @@ log = logging.getLogger("kubelet")
 Json = dict[str, Any]
 TERMINAL = ("Succeeded", "Failed")
 _KIND_PATH = {"secret": "secrets", "configmap": "configmaps"}
+_TIMING = Timing()  # frozen: one default for every kubelet
 
 
 class Kubelet:
@@ -47,7 +48,7 @@ class Kubelet:
 
     def __init__(
         self, api: KubeApi, http: aiohttp.ClientSession, *, node_name: str, state_dir: Path,
-        repo_root: Path, venv_bin: str, ips: IpAllocator, timing: Timing = Timing(),
+        repo_root: Path, venv_bin: str, ips: IpAllocator, timing: Timing = _TIMING,
     ) -> None:
         self._api, self._http = api, http
         self.node_name = node_name

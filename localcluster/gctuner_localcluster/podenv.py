@@ -42,7 +42,7 @@ def expand(text: str, env: Mapping[str, str]) -> str:
                     cursor += 1
                 else:
                     name = text[cursor + 2:close]
-                    out.append(env[name] if name in env else f"$({name})")
+                    out.append(env.get(name, f"$({name})"))
                     cursor = close
             else:
                 out.append("$" + nxt)

@@ -102,7 +102,7 @@ def test_every_example_app_gets_its_policy(cluster: LocalCluster, operator: Oper
             p["thresholds"] == thresholds and (p["frozen"] > 0) == freeze for p in processes)
 
     for name in opted:
-        wait_for(lambda: tuned(name), timeout=30, what=f"every process of {name} to run {thresholds}")
+        wait_for(lambda name=name: tuned(name), timeout=30, what=f"every process of {name} to run {thresholds}")
     for name in (p["metadata"]["name"] for p in pods if p["metadata"]["name"] not in opted):
         assert all(p["thresholds"] == DEFAULTS for p in agent(cluster, namespace, name)["processes"])
     governing = [d["metadata"]["name"] for d in yaml.safe_load_all((EXAMPLES / policy).read_text())

@@ -50,7 +50,7 @@ def test_the_doc_is_true(cluster: LocalCluster, operator: OperatorProcess, names
             continue
         last: list[str] = []
 
-        def shows_it() -> bool:
+        def shows_it(command: Command = command, last: list[str] = last) -> bool:
             done = shell(command, env, exports)
             last[:] = normalise(done.stdout + done.stderr, namespace)
             return matches(command.expected, done.stdout + done.stderr, namespace)

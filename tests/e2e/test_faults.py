@@ -32,7 +32,7 @@ def test_failing_pods_are_reported_and_never_delay_the_others(cluster: LocalClus
     started = time.monotonic()
     apply(cluster, namespace, policy("web", [50000, 20, 100]))
     for name in ("web-1", "web-2"):
-        wait_for(lambda: reports(cluster, namespace, name, [50000, 20, 100]), timeout=20, what=f"{name} applied")
+        wait_for(lambda name=name: reports(cluster, namespace, name, [50000, 20, 100]), timeout=20, what=f"{name} applied")
     assert time.monotonic() - started < PUSH_TIMEOUT, "the healthy pods waited for the hanging one"
 
     status = wait_for(lambda: (s := policy_status(cluster, namespace)).get("failedPods") == 3 and s,

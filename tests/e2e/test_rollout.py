@@ -20,7 +20,7 @@ def test_pod_created_after_the_policy_gets_its_settings(cluster: LocalCluster, o
     cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod", "--all", "--timeout=90s")
 
     for name in ("web-1", "web-2"):
-        wait_for(lambda: reports(cluster, namespace, name, [50000, 20, 100]),
+        wait_for(lambda name=name: reports(cluster, namespace, name, [50000, 20, 100]),
                  timeout=20, what=f"{name}'s processes to report the policy's thresholds")
     untouched = agent(cluster, namespace, "web-3")
     assert untouched["desired"] is None and reports(cluster, namespace, "web-3", DEFAULTS)
@@ -51,7 +51,7 @@ def test_changed_policy_reaches_running_pods(cluster: LocalCluster, operator: Op
 
     cluster.kubectl("patch", "gcpolicy", "web", "-n", namespace, "--type=merge", "-p", '{"spec": {"thresholds": [120000, 30]}}')
     for name in ("web-1", "web-2"):
-        wait_for(lambda: reports(cluster, namespace, name, [120000, 30, 100]),
+        wait_for(lambda name=name: reports(cluster, namespace, name, [120000, 30, 100]),
                  timeout=20, what=f"{name} to follow the changed policy")
     status = wait_for(lambda: (s := policy_status(cluster, namespace)).get("observedGeneration") == 2
                       and s.get("appliedPods") == 2 and s, timeout=20, what="status of generation 2")

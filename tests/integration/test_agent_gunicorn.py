@@ -105,10 +105,10 @@ def test_hooks_alone_tune_an_app_without_gctuner(tmp_path: Path) -> None:
     """plain_app has no route of ours: the hooks make its workers follow, and
     a publisher (here: a POST to another server's endpoint) tunes them."""
     state = tmp_path / "state"
-    with gunicorn(tmp_path, "plain_app:application", "-c", HOOKS, "-k", "gthread") as url:
-        with sidecar_for(tmp_path, state) as tune:
-            seen = tune_and_converge(tune, f"{url}/", WORKERS)
-            assert all(answer["thresholds"] == TUNED for answer in seen.values())
+    server = gunicorn(tmp_path, "plain_app:application", "-c", HOOKS, "-k", "gthread")
+    with server as url, sidecar_for(tmp_path, state) as tune:
+        seen = tune_and_converge(tune, f"{url}/", WORKERS)
+        assert all(answer["thresholds"] == TUNED for answer in seen.values())
 
 
 @contextlib.contextmanager

@@ -47,26 +47,27 @@ def test_sidecar_tunes_every_process_of_an_app_container(tmp_path: Path) -> None
     app_env["PYTHONPATH"] = f"{follower}:{app_env['PYTHONPATH']}"
     del app_env["GCTUNER_TOKEN"]  # only the sidecar checks it
 
-    with serving(sidecar, agent_env(state), tmp_path / "sidecar.log", f"{sidecar_url}/healthz"):
-        with serving(app, app_env, tmp_path / "app.log", f"{app_url}/"):
-            tune = f"{sidecar_url}/tune_gc"
-            seen = tune_and_converge(tune, f"{app_url}/", WORKERS)
-            assert all(answer["thresholds"] == TUNED for answer in seen.values())
-            status = requests.get(tune, timeout=5).json()
-            assert {process["pid"] for process in status["processes"]} == set(seen)
-            assert "thresholds" not in status  # the sidecar's own collector is not the app's
+    sidecar_log, app_log = tmp_path / "sidecar.log", tmp_path / "app.log"
+    with serving(sidecar, agent_env(state), sidecar_log, f"{sidecar_url}/healthz"), \
+            serving(app, app_env, app_log, f"{app_url}/"):
+        tune = f"{sidecar_url}/tune_gc"
+        seen = tune_and_converge(tune, f"{app_url}/", WORKERS)
+        assert all(answer["thresholds"] == TUNED for answer in seen.values())
+        status = requests.get(tune, timeout=5).json()
+        assert {process["pid"] for process in status["processes"]} == set(seen)
+        assert "thresholds" not in status  # the sidecar's own collector is not the app's
 
-            metrics = requests.get(f"{sidecar_url}/metrics", timeout=5).text
-            assert 'gctuner_processes{state="total"} 4.0' in metrics
-            for pid in seen:
-                assert f'gctuner_gc_threshold{{generation="0",pid="{pid}"}} 50000.0' in metrics
+        metrics = requests.get(f"{sidecar_url}/metrics", timeout=5).text
+        assert 'gctuner_processes{state="total"} 4.0' in metrics
+        for pid in seen:
+            assert f'gctuner_gc_threshold{{generation="0",pid="{pid}"}} 50000.0' in metrics
 
-            a_plain_python_process_follows_too(follower, app_env, tune)
+        a_plain_python_process_follows_too(follower, app_env, tune)
 
-            defaults = list(gc.get_threshold())  # the same interpreter's start-up defaults
-            assert restore(tune, WORKERS)["new_thresholds"] == defaults
-            answers = reach_every_worker(f"{app_url}/", WORKERS)
-            assert all(answer["thresholds"] == defaults for answer in answers.values())
+        defaults = list(gc.get_threshold())  # the same interpreter's start-up defaults
+        assert restore(tune, WORKERS)["new_thresholds"] == defaults
+        answers = reach_every_worker(f"{app_url}/", WORKERS)
+        assert all(answer["thresholds"] == defaults for answer in answers.values())
 
 
 def a_plain_python_process_follows_too(follower: Path, env: dict[str, str], tune: str) -> None:
