@@ -26,7 +26,7 @@ from typing import Callable, TypeVar
 from flask import Flask
 
 import gctuner
-from gctuner import PauseRecorder
+from gctuner.core.pauses import PauseRecorder
 
 from .report import Table, spread
 

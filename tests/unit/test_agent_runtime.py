@@ -109,7 +109,8 @@ def test_snapshot_of_the_real_collector_is_json() -> None:
 
 def test_startup_defaults_of_a_fresh_interpreter() -> None:
     """3.13 starts at 2000, older versions at 700: captured, not assumed."""
-    code = "import gc, json, gctuner; print(json.dumps([gctuner.GCRuntime().defaults, gc.get_threshold()]))"
+    code = ("import gc, json; from gctuner.core.runtime import GCRuntime; "
+            "print(json.dumps([GCRuntime().defaults, gc.get_threshold()]))")
     completed = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30
     )
