@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries free-threaded wrk demo test unit e2e bench cluster cluster-down operator clean
+.PHONY: help venv binaries free-threaded wrk demo lint test unit e2e bench cluster cluster-down operator clean
 
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,7 +29,12 @@ free-threaded:  ## build a free-threaded CPython 3.13 for the agent's tests (onc
 demo: binaries  ## the whole thing on a local cluster: operator, pods, a GCPolicy (Ctrl-C stops)
 	@$(BIN)/python -m gctuner_localcluster.demo
 
-test: binaries free-threaded  ## unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
+lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (make test runs it first)
+	@$(BIN)/ruff check sidecar/ operator/ localcluster/ bench/ tests/
+	@$(BIN)/mypy
+	@$(BIN)/lint-imports --no-cache --no-logo
+
+test: lint binaries free-threaded  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
 	@$(BIN)/pytest
 
 unit: venv  ## only the fast tests
