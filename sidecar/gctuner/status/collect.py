@@ -20,9 +20,9 @@ import urllib.error
 import urllib.request
 from typing import Any, Callable
 
+from gctuner.policy import ENABLED_LABEL, Body, Key, PodView, PolicyView, winner
 from gctuner.status.kubectl import Kubectl, KubectlError
-from gctuner.status.report import Key, LiveRead, Report, Target, build, targets
-from gctuner.status.selection import ENABLED_LABEL, winner
+from gctuner.status.report import LiveRead, Report, Target, build, targets
 from gctuner.status.table import render
 
 Reader = Callable[[Target], LiveRead]
@@ -142,7 +142,7 @@ def _parsed(body: str) -> LiveRead:
     return LiveRead(answer)
 
 
-def _governed_by(policies: list[Any], pod: Any, name: str) -> bool:
+def _governed_by(policies: list[Body], pod: Body, name: str) -> bool:
     """The pod follows the policy ``name`` (the others of its namespace compete, as in the operator)."""
-    policy = winner(policies, pod)
-    return policy is not None and policy["metadata"]["name"] == name
+    policy = winner(map(PolicyView.from_body, policies), PodView.from_body(pod))
+    return policy is not None and policy.name == name

@@ -49,7 +49,8 @@ class Kubectl:
 
     def get_json(self, *args: str) -> dict[str, Any]:
         """``kubectl get ARGS -o json``, parsed."""
-        return json.loads(self.run("get", *args, "-o", "json"))
+        parsed: dict[str, Any] = json.loads(self.run("get", *args, "-o", "json"))
+        return parsed
 
     def raw(self, path: str) -> str:
         """``kubectl get --raw PATH``: a GET of any API server path, e.g. a pod proxy."""

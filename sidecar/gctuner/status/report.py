@@ -10,13 +10,10 @@ GC pauses, and in one word plus a reason, where it stands.
 from __future__ import annotations
 
 import dataclasses
-import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from gctuner.status.selection import APPLIED_ANNOTATION, Body, endpoint, winner
-
-Key = tuple[str, str]  # (namespace, name)
+from gctuner.policy import Body, Key, PodView, PolicyView, winner
 
 APPLIED, PENDING, FAILED, UNREACHABLE, NOT_READY, NO_POLICY = (
     "Applied", "Pending", "Failed", "Unreachable", "NotReady", "NoPolicy",
@@ -88,54 +85,43 @@ class Report:
         return {"policies": [_policy_json(p) for p in self.policies], "pods": [dataclasses.asdict(p) for p in self.pods]}
 
 
-def targets(policies: list[Body], pods: Iterable[Body]) -> list[Target]:
-    """The pods worth reading live (running and ready, with an IP) and where."""
+def targets(policies: Iterable[Body], pods: Iterable[Body]) -> list[Target]:
+    """The pods worth reading live (running and ready, with an IP: what the operator pushes to) and where."""
+    views = [PolicyView.from_body(p) for p in policies]
     found = []
-    for pod in pods:
-        if is_ready(pod):
-            port, path = endpoint(pod, winner(policies, pod))
-            meta = pod["metadata"]
-            found.append(Target(meta["namespace"], meta["name"], pod["status"]["podIP"], port, path))
+    for pod in map(PodView.from_body, pods):
+        if pod.reachable and pod.ip:
+            endpoint = pod.endpoint(winner(views, pod))
+            found.append(Target(pod.namespace, pod.name, pod.ip, endpoint.port, endpoint.path))
     return found
 
 
-def build(policies: list[Body], pods: list[Body], reads: Mapping[Key, LiveRead]) -> Report:
-    governed: dict[Key, list[str]] = {_key(p): [] for p in policies}
+def build(policies: Iterable[Body], pods: Iterable[Body], reads: Mapping[Key, LiveRead]) -> Report:
+    views = {_key(p): PolicyView.from_body(p) for p in policies}
+    governed: dict[Key, list[str]] = {key: [] for key in views}
     pod_reports = []
-    for pod in sorted(pods, key=_key):
-        policy = winner(policies, pod)
+    for body in sorted(pods, key=_key):
+        pod = PodView.from_body(body)
+        policy = winner(views.values(), pod)
         if policy is not None:
-            governed[_key(policy)].append(pod["metadata"]["name"])
-        pod_reports.append(_pod_report(pod, policy, reads.get(_key(pod))))
-    policy_reports = [_policy_report(p, governed[_key(p)]) for p in sorted(policies, key=_key)]
+            governed[policy.key].append(pod.name)
+        pod_reports.append(_pod_report(body, pod, policy, reads.get(pod.key)))
+    policy_reports = [_policy_report(views[key], governed[key]) for key in sorted(views)]
     return Report(policy_reports, pod_reports)
 
 
-def is_ready(pod: Body) -> bool:
-    """Running, Ready, addressed and not being deleted: what the operator pushes to."""
-    status = pod.get("status") or {}
-    conditions = status.get("conditions") or []
-    return (
-        status.get("phase") == "Running"
-        and bool(status.get("podIP"))
-        and not pod["metadata"].get("deletionTimestamp")
-        and any(c.get("type") == "Ready" and c.get("status") == "True" for c in conditions)
-    )
-
-
-def _pod_report(pod: Body, policy: Body | None, read: LiveRead | None) -> PodReport:
-    meta = pod["metadata"]
-    asked = _settings(policy) if policy is not None else None
+def _pod_report(body: Body, pod: PodView, policy: PolicyView | None, read: LiveRead | None) -> PodReport:
+    asked = policy.settings.to_json() if policy is not None and policy.settings is not None else None
     answer = (read.answer if read is not None else None) or {}
     live = [p for p in answer.get("processes") or [] if isinstance(p, dict)]
     applied = sum(1 for p in live if asked is not None and _runs(p, asked))
     pauses = [p["pauses"] for p in live if isinstance(p.get("pauses"), dict)]
-    state, reason = _state(pod, policy, asked, read, answer, live, applied)
+    state, reason = _state(body, pod, policy, asked, read, answer, live, applied)
     return PodReport(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        ip=(pod.get("status") or {}).get("podIP"),
-        policy=None if policy is None else policy["metadata"]["name"],
+        namespace=pod.namespace,
+        name=pod.name,
+        ip=pod.ip,
+        policy=None if policy is None else policy.name,
         asked=asked,
         live=live,
         applied_processes=applied,
@@ -144,7 +130,7 @@ def _pod_report(pod: Body, policy: Body | None, read: LiveRead | None) -> PodRep
         pause_ns_max=max(p.get("pause_ns_max", 0) for p in pauses) if pauses else None,
         python=answer.get("python"),
         flavour=(answer.get("flavour") or {}).get("name"),
-        annotation=_annotation(meta),
+        annotation=dict(pod.applied) if pod.applied is not None else None,
         error=None if read is None else read.error,
         state=state,
         reason=reason,
@@ -152,20 +138,22 @@ def _pod_report(pod: Body, policy: Body | None, read: LiveRead | None) -> PodRep
 
 
 def _state(
-    pod: Body, policy: Body | None, asked: dict[str, Any] | None, read: LiveRead | None,
+    body: Body, pod: PodView, policy: PolicyView | None, asked: dict[str, Any] | None, read: LiveRead | None,
     answer: Mapping[str, Any], live: list[dict[str, Any]], applied: int,
 ) -> tuple[str, str]:  # fmt: skip
     """One word and why: the live processes first, then the operator's failures, then our own read."""
-    if not is_ready(pod):
-        return NOT_READY, _not_ready_reason(pod)
-    if policy is not None and live and applied == len(live) and answer.get("in_sync") and answer.get("desired") == asked:
+    if not pod.reachable:
+        return NOT_READY, _not_ready_reason(body)
+    if policy is not None and policy.refused is not None:
+        return FAILED, f"InvalidSpec: {policy.refused}"
+    if asked is not None and live and applied == len(live) and answer.get("in_sync") and answer.get("desired") == asked:
         return APPLIED, ""
-    failure = None if policy is None else _failure(policy, pod["metadata"]["name"])
+    failure = None if policy is None else _failure(policy, pod.name)
     if failure is not None:  # the operator's own words on why its push failed
         return FAILED, f"{failure.get('reason', '')}: {failure.get('message', '')}".strip(": ")
     if read is None or read.error is not None:
         return UNREACHABLE, (read.error if read is not None else "") or "not read"
-    if policy is None:
+    if asked is None:
         if answer.get("desired") is not None:
             return PENDING, "no policy selects it any more; startup defaults not restored yet"
         return NO_POLICY, "no GCPolicy selects it: Python's startup defaults"
@@ -180,8 +168,8 @@ def _runs(process: Mapping[str, Any], asked: Mapping[str, Any]) -> bool:
     return list(process.get("thresholds") or [])[: len(want)] == want
 
 
-def _failure(policy: Body, pod_name: str) -> Mapping[str, Any] | None:
-    failures = (policy.get("status") or {}).get("failures") or []
+def _failure(policy: PolicyView, pod_name: str) -> Mapping[str, Any] | None:
+    failures = policy.status.get("failures") or []
     return next((f for f in failures if f.get("pod") == pod_name), None)
 
 
@@ -196,35 +184,15 @@ def _not_ready_reason(pod: Body) -> str:
     return f"phase {status.get('phase', 'unknown')}, not Ready"
 
 
-def _settings(policy: Body) -> dict[str, Any]:
-    """The settings as the agent reports them in ``desired``."""
-    spec = policy.get("spec") or {}
-    return {
-        "thresholds": list(spec.get("thresholds") or []),
-        "freeze": bool(spec.get("freeze", False)),
-        "allow_disable": bool(spec.get("allowDisable", False)),
-    }
-
-
-def _annotation(meta: Mapping[str, Any]) -> dict[str, Any] | None:
-    raw = (meta.get("annotations") or {}).get(APPLIED_ANNOTATION)
-    try:
-        value = json.loads(raw) if raw else None
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None
-
-
-def _policy_report(policy: Body, pods: list[str]) -> PolicyReport:
-    meta, spec = policy["metadata"], policy.get("spec") or {}
+def _policy_report(policy: PolicyView, pods: list[str]) -> PolicyReport:
     return PolicyReport(
-        namespace=meta["namespace"],
-        name=meta["name"],
-        thresholds=list(spec.get("thresholds") or []),
-        freeze=bool(spec.get("freeze", False)),
-        priority=int(spec.get("priority", 0)),
-        generation=int(meta.get("generation", 1)),
-        status=dict(policy.get("status") or {}),
+        namespace=policy.namespace,
+        name=policy.name,
+        thresholds=list(policy.settings.thresholds) if policy.settings is not None else [],
+        freeze=policy.settings is not None and policy.settings.freeze,
+        priority=policy.priority,
+        generation=policy.generation,
+        status=dict(policy.status),
         pods=pods,
     )
 

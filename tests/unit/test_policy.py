@@ -1,0 +1,150 @@
+"""The one policy model (``gctuner.policy``): which policy governs a pod, where its
+agent answers, whether it is worth a push, and what the policy asks.
+
+The operator and ``gctuner status`` both judge pods with it, so these are the
+only tests of the rule.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from gctuner.core.settings import Settings
+from gctuner.policy import (
+    APPLIED_ANNOTATION,
+    Endpoint,
+    PodView,
+    PolicyView,
+    SecretRef,
+    selector_matches,
+    winner,
+)
+
+
+def policy(name: str = "web", priority: int = 0, created: str = "2026-01-01T00:00:00Z", selector: Any = None,
+           thresholds: tuple[int, ...] = (50000, 20, 100), deleting: bool = False, namespace: str = "shop",
+           **spec: Any) -> PolicyView:
+    meta: dict[str, Any] = {"namespace": namespace, "name": name, "uid": name, "generation": 1, "creationTimestamp": created}
+    if deleting:
+        meta["deletionTimestamp"] = "2026-01-02T00:00:00Z"
+    return PolicyView.from_body({"metadata": meta, "spec": {"thresholds": list(thresholds), "priority": priority,
+                                                            "selector": selector or {}, **spec}})
+
+
+def pod_body(name: str = "web-1", labels: Any = None, ready: bool = True, **extra: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "metadata": {"namespace": "shop", "name": name, "labels": labels or {"app": "web"}},
+        "status": {"phase": "Running", "podIP": "127.0.1.1",
+                   "conditions": [{"type": "Ready", "status": "True" if ready else "False"}]},
+    }
+    for key, value in extra.items():
+        body["metadata" if key in ("annotations", "deletionTimestamp") else "status"][key] = value
+    return body
+
+
+def pod(name: str = "web-1", labels: Any = None, ready: bool = True) -> PodView:
+    return PodView.from_body(pod_body(name, labels, ready))
+
+
+@pytest.mark.parametrize("selector,labels,expected", [
+    ({}, {}, True),
+    ({"matchLabels": {"app": "web"}}, {"app": "web", "x": "y"}, True),
+    ({"matchLabels": {"app": "web"}}, {"app": "api"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a", "b"]}]}, {"tier": "b"}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "In", "values": ["a"]}]}, {}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "NotIn", "values": ["a"]}]}, {"tier": "a"}, False),
+    ({"matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {"tier": ""}, True),
+    ({"matchExpressions": [{"key": "tier", "operator": "DoesNotExist"}]}, {"tier": ""}, False),
+    ({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "Exists"}]}, {"app": "web"}, False),
+])
+def test_label_selector(selector: Any, labels: Any, expected: bool) -> None:
+    assert selector_matches(selector, labels) is expected
+
+
+def test_highest_priority_then_oldest_then_name_wins() -> None:
+    old, young = "2026-01-01T00:00:00Z", "2026-02-01T00:00:00Z"
+    a, b, c = policy("a", 0, young), policy("b", 0, old), policy("c", 5, young)
+    assert winner([a, b, c], pod()) is c
+    assert winner([a, b], pod()) is b
+    assert winner([policy("z", 0, old), policy("y", 0, old)], pod()).name == "y"  # type: ignore[union-attr]
+
+
+def test_policies_being_deleted_not_matching_or_elsewhere_never_win() -> None:
+    assert winner([policy("a", deleting=True)], pod()) is None
+    assert winner([policy("a", selector={"matchLabels": {"app": "api"}})], pod()) is None
+    assert winner([policy("a", namespace="elsewhere")], pod()) is None
+    assert winner([], pod()) is None
+
+
+@pytest.mark.parametrize("annotations,spec,expected", [
+    ({}, {}, Endpoint(5000, "/tune_gc")),
+    ({}, {"endpoint": {"port": 8000, "path": "/gc"}}, Endpoint(8000, "/gc")),
+    ({"gctuner.dev/port": "9000", "gctuner.dev/path": "/x"}, {"endpoint": {"port": 8000}}, Endpoint(9000, "/x")),
+    ({"gctuner.dev/port": "not-a-port"}, {"endpoint": {"port": 8000}}, Endpoint(8000, "/tune_gc")),
+])
+def test_the_pods_annotations_override_the_policys_endpoint(
+    annotations: dict[str, str], spec: dict[str, Any], expected: Endpoint
+) -> None:
+    view = PodView.from_body(pod_body(annotations=annotations))
+    assert view.endpoint(policy(**spec)) == expected
+
+
+def test_a_pod_no_policy_governs_answers_at_the_default_or_its_annotations() -> None:
+    assert pod().endpoint(None) == Endpoint(5000, "/tune_gc")
+    assert PodView.from_body(pod_body(annotations={"gctuner.dev/port": "7000"})).endpoint(None) == Endpoint(7000, "/tune_gc")
+
+
+@pytest.mark.parametrize("body,reachable", [
+    (pod_body(), True),
+    (pod_body(ready=False), False),
+    (pod_body(phase="Pending"), False),
+    (pod_body(podIP=None), False),
+    (pod_body(deletionTimestamp="2026-01-02T00:00:00Z"), False),
+    ({"metadata": {"namespace": "shop", "name": "new"}}, False),
+])
+def test_only_running_ready_addressed_pods_are_reachable(body: dict[str, Any], reachable: bool) -> None:
+    assert PodView.from_body(body).reachable is reachable
+
+
+def test_restarts_are_summed_over_containers() -> None:
+    body = pod_body(containerStatuses=[{"restartCount": 2}, {"restartCount": 1}, {}])
+    assert PodView.from_body(body).restarts == 3
+
+
+def test_the_spec_becomes_the_agents_settings() -> None:
+    p = policy(thresholds=(0, 10), freeze=True, allowDisable=True, tokenSecretRef={"name": "gct"})
+    assert p.settings == Settings((0, 10), freeze=True, allow_disable=True)
+    assert p.refused is None and p.token_ref == SecretRef("gct", "token")
+    assert policy().settings == Settings((50000, 20, 100))
+
+
+@pytest.mark.parametrize("spec,words", [
+    ({"thresholds": [0]}, "allow_disable"),  # the agent's own words
+    ({"thresholds": []}, "1 to 3 items"),
+    ({"thresholds": [2_000_000]}, "between 0 and 1000000"),
+    ({"thresholds": [1], "freeze": "yes"}, "freeze must be true or false"),
+    ({}, "thresholds is required"),
+])
+def test_a_spec_the_agent_would_refuse_is_refused_here_in_its_words(spec: dict[str, Any], words: str) -> None:
+    view = PolicyView.from_body({"metadata": {"namespace": "shop", "name": "bad"}, "spec": spec})
+    assert view.settings is None
+    assert view.refused is not None and words in view.refused
+
+
+def test_the_policys_status_is_kept_with_its_conditions() -> None:
+    ready = {"type": "Ready", "status": "True"}
+    view = PolicyView.from_body({"metadata": {"namespace": "shop", "name": "p"}, "spec": {"thresholds": [1]},
+                                 "status": {"appliedPods": 2, "conditions": [ready]}})
+    assert view.status["appliedPods"] == 2 and view.conditions == (ready,)
+
+
+@pytest.mark.parametrize("raw,expected", [
+    ('{"policy": "web", "generation": 2}', {"policy": "web", "generation": 2}),
+    ("not json", None),
+    ("[1]", None),
+])
+def test_the_applied_annotation_is_read_when_it_is_a_record(raw: str, expected: Any) -> None:
+    assert PodView.from_body(pod_body(annotations={APPLIED_ANNOTATION: raw})).applied == expected
