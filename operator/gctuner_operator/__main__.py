@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 import random
 
 import kopf
 
-from . import handlers  # noqa: F401  (registers the handlers)
+from .handlers import OVERRIDES  # importing the module registers the handlers
 
 
 def main() -> None:
@@ -25,8 +24,6 @@ def main() -> None:
                         help="peering priority: the highest acts (default: random, so that replicas never tie)")
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
-    if args.metrics:
-        os.environ["GCTUNER_METRICS_ADDRESS"] = args.metrics  # read with the rest of the config at startup
     kopf.configure(verbose=args.verbose)
     kopf.run(
         clusterwide=not args.namespace,
@@ -36,6 +33,8 @@ def main() -> None:
         peering_name=args.peering,
         # Equal priorities make kopf pause every replica; a random one breaks the tie.
         priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
+        # Read with the rest of the config in the startup handler; the flag wins over the environment.
+        memo=kopf.Memo({OVERRIDES: {"metrics_address": args.metrics}}),
     )
 
 

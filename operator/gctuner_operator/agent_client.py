@@ -1,8 +1,10 @@
 """Talking to the agent's /tune_gc endpoint in a pod, and nothing else.
 
 Every failure is translated here, at the boundary, into one ``AgentError``
-with a short ``reason`` (it lands in ``status.failures`` and Events) and a
-message a person reads.  The token is sent, never logged nor put in a message.
+with a short ``reason`` (it lands in ``status.failures`` and Events), a
+message a person reads, and whether retrying soon can help: an agent that
+answers 4xx (bad settings, a wrong token) refuses until something changes.
+The token is sent, never logged nor put in a message.
 """
 
 from __future__ import annotations
@@ -13,21 +15,13 @@ from typing import Any
 import aiohttp
 
 from gctuner.core.settings import Settings
+from gctuner.policy import Endpoint
 
-from .views import Endpoint
-
-
-class AgentError(Exception):
-    """A push, read or restore that did not succeed."""
-
-    def __init__(self, reason: str, message: str) -> None:
-        super().__init__(f"{reason}: {message}")
-        self.reason = reason
-        self.message = message
+from .errors import AgentError
 
 
 class AgentClient:
-    """One aiohttp session for all pods, with a bounded connection pool."""
+    """One aiohttp session for all pods, with a bounded connection pool (an ``AgentApi``)."""
 
     def __init__(self, timeout: float, max_parallel: int) -> None:
         self._timeout = aiohttp.ClientTimeout(total=timeout)
@@ -64,7 +58,9 @@ class AgentClient:
                 except ValueError:
                     answer = None
                 if response.status >= 400:
-                    raise AgentError(_reason(response.status), _message(response.status, answer))
+                    raise AgentError(
+                        _reason(response.status), _message(response.status, answer), retryable=response.status >= 500
+                    )
         except asyncio.TimeoutError:
             raise AgentError("Timeout", f"no answer from {url} within {self._timeout.total:g}s") from None
         except aiohttp.ClientConnectionError as exc:

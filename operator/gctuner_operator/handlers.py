@@ -1,11 +1,17 @@
 """Every kopf registration of the operator, in one place; each a line or two.
 
-The logic lives in plain modules (``reconciler``, ``status``, ``views``) that
-tests use without kopf.  kopf gives us the watches, the in-memory indexes,
-the finalizer, peering and the liveness probe.  Its index of policies
-matters for correctness: kopf runs no handler until every index is fully
-listed, so after a restart no pod is judged before every policy is known.
-Pods are not indexed by kopf (see ``reconciler``): the reconciler keeps them.
+The logic lives in plain modules (``reconciler`` and what it wires,
+``gctuner.policy``) that tests use without kopf. kopf gives us the watches,
+the in-memory index of policies, the finalizer, peering and the liveness
+probe. Its index of policies matters for correctness: kopf runs no handler
+until every index is fully listed, so after a restart no pod is judged
+before every policy is known. Pods are not indexed by kopf (see
+``pod_index``). Every handler is ``async``: kopf runs plain functions in a
+thread pool, and the reconciler's queue, timers and dictionaries belong to
+the event loop.
+
+The signatures follow kopf's handler protocols (``namespace`` may be None
+for cluster-scoped objects, loggers may be adapters), so mypy checks them.
 """
 
 from __future__ import annotations
@@ -16,65 +22,72 @@ from typing import Any
 import kopf
 from prometheus_client import CollectorRegistry
 
+from gctuner.policy import PolicyView
+
 from .agent_client import AgentClient
 from .config import OperatorConfig
 from .kube import Kube, connect
 from .metrics import OperatorMetrics, serve
 from .reconciler import Reconciler
-from .views import GROUP, PLURAL, VERSION, PolicyView
+from .resources import GROUP, PLURAL, VERSION
+
+OVERRIDES = "config_overrides"
+"""The memo key under which ``__main__`` hands its command-line settings to ``start``."""
 
 
 @kopf.on.startup()
-async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, gcpolicies: kopf.Index, **_: Any) -> None:
+async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any) -> None:
     configure(settings)
-    config = OperatorConfig.from_env()
+    config = OperatorConfig.from_env(overrides=memo.get(OVERRIDES))
     metrics = OperatorMetrics(CollectorRegistry())
-    if config.metrics_address:
-        host, _, port = config.metrics_address.rpartition(":")
-        serve(metrics, host or "0.0.0.0", int(port))
+    if config.metrics_bind is not None:
+        serve(metrics, *config.metrics_bind)
     memo.reconciler = Reconciler(
-        policies=gcpolicies,
+        policies=kwargs["gcpolicies"],  # kopf passes each index by its function's name
         pods={},
         agent=AgentClient(config.push_timeout, config.max_parallel),
         kube=Kube(await connect()),
         config=config,
         metrics=metrics,
     )
-    memo.reconciler.start()
+    _reconciler(memo).start()
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
-    await memo.reconciler.close()
-
-
-# Every handler is ``async``: kopf runs plain functions in a thread pool, and
-# the reconciler's queue, timers and dictionaries belong to the event loop.
+    await _reconciler(memo).close()
 
 
 @kopf.index(GROUP, VERSION, PLURAL)
-async def gcpolicies(namespace: str, body: kopf.Body, **_: Any) -> dict[str, PolicyView]:
+async def gcpolicies(namespace: str | None, body: kopf.Body, **_: Any) -> dict[str | None, PolicyView]:
     return {namespace: PolicyView.from_body(body)}
 
 
 @kopf.on.event(GROUP, VERSION, PLURAL)
-async def policy_event(namespace: str, memo: kopf.Memo, **_: Any) -> None:
-    memo.reconciler.policy_changed(namespace)
+async def policy_event(namespace: str | None, memo: kopf.Memo, **_: Any) -> None:
+    _reconciler(memo).policy_changed(namespace or "")
 
 
 @kopf.on.delete(GROUP, VERSION, PLURAL)
-async def policy_deleted(namespace: str, name: str, memo: kopf.Memo, logger: logging.Logger, **_: Any) -> None:
+async def policy_deleted(
+    namespace: str | None, name: str, memo: kopf.Memo, logger: logging.Logger | logging.LoggerAdapter[Any], **_: Any
+) -> None:
     """The finalizer: hand the policy's pods to the next winner or their defaults first."""
-    if not await memo.reconciler.release((namespace, name)):
+    if not await _reconciler(memo).release((namespace or "", name)):
         logger.warning("some pods of %s still hold its settings; letting the deletion go on, retrying them", name)
 
 
 @kopf.on.event("", "v1", "pods")
-async def pod_event(type: str, namespace: str, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
+async def pod_event(type: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
     """Every pod, not only opted-in ones: a pod that loses the label must get
     its defaults back (kopf has no server-side label selector; a pod that never
     opted in costs one label lookup)."""
-    memo.reconciler.pod_changed((namespace, name), None if type == "DELETED" else body)
+    _reconciler(memo).pod_changed((namespace or "", name), None if type == "DELETED" else body)
+
+
+def _reconciler(memo: kopf.Memo) -> Reconciler:
+    reconciler: Reconciler = memo.reconciler
+    return reconciler
 
 
 def configure(settings: kopf.OperatorSettings) -> None:

@@ -3,40 +3,52 @@
 kopf watches; these are the calls outside its handlers: a pod's
 ``gctuner.dev/applied`` annotation, a policy's status, and the token Secrets.
 Errors are translated here: a pod or policy that vanished meanwhile is not an
-error (the watch will tell), anything else raises ``KubeError``.
+error (the watch will tell), anything else raises ``KubeError``, retryable
+unless the API server refused the request itself (a 4xx other than a
+conflict or throttling: retrying the same request cannot help).
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import datetime
 import json
 import socket
 import time
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Awaitable, Mapping
+from typing import Any, Callable
 
+import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from .views import APPLIED_ANNOTATION, GROUP, PLURAL, VERSION, SecretRef
+from gctuner.policy import APPLIED_ANNOTATION, SecretRef
+
+from .errors import KubeError
+from .resources import GROUP, PLURAL, VERSION
+
+TRANSIENT = frozenset({408, 409, 429})
+"""4xx answers that may pass: a timeout, a conflict with another write, throttling."""
 
 
-class KubeError(Exception):
-    """An API call failed for a reason other than the object being gone."""
-
-
-async def connect() -> client.ApiClient:
+async def connect() -> Any:
     """In-cluster credentials in a pod, else the kubeconfig (as kopf does)."""
     try:
-        config.load_incluster_config()
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
         await config.load_kube_config()
     return client.ApiClient()
 
 
+def _retryable(status: int | None) -> bool:
+    return status is None or status >= 500 or status in TRANSIENT
+
+
 class Kube:
-    def __init__(self, api: client.ApiClient, secret_ttl: float = 30.0) -> None:
+    """The real ``KubeApi``."""
+
+    def __init__(self, api: Any, secret_ttl: float = 30.0) -> None:
         self._api = api
         self._core = client.CoreV1Api(api)
         self._custom = client.CustomObjectsApi(api)
@@ -75,29 +87,25 @@ class Kube:
             source=client.V1EventSource(component="gctuner-operator"),
             reporting_component="gctuner.dev/operator", reporting_instance=socket.gethostname(),
         )
-        try:
-            await self._core.create_namespaced_event(involved["namespace"], body)
-        except ApiException as exc:
-            raise KubeError(f"posting an Event: HTTP {exc.status} {exc.reason}") from None
+        await _translated("posting an Event", self._core.create_namespaced_event(involved["namespace"], body))
 
     async def token(self, namespace: str, ref: SecretRef) -> str:
         """The bearer token from a Secret, cached briefly so a rollout reads it once."""
         cached = self._secrets.get((namespace, ref))
         if cached and time.monotonic() - cached[0] < self._secret_ttl:
             return cached[1]
-        try:
-            secret = await self._core.read_namespaced_secret(ref.name, namespace)
-        except ApiException as exc:
-            raise KubeError(f"cannot read Secret {namespace}/{ref.name}: HTTP {exc.status} {exc.reason}") from None
+        secret = await _translated(
+            f"cannot read Secret {namespace}/{ref.name}", self._core.read_namespaced_secret(ref.name, namespace)
+        )
         data = (secret.data or {}).get(ref.key)
         if data is None:
-            raise KubeError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}")
+            raise KubeError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}", retryable=False)
         token = base64.b64decode(data).decode().strip()
         self._secrets[(namespace, ref)] = (time.monotonic(), token)
         return token
 
     @staticmethod
-    async def _call(method: Any, *args: Any) -> None:
+    async def _call(method: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """A JSON merge patch: custom resources accept no strategic merge, and
         ``null`` removes a key, which is how an annotation is dropped.
 
@@ -105,15 +113,27 @@ class Kube:
         and building a ``V1Pod`` (parsing every timestamp) cost the operator
         more CPU than the rest of a push.
         """
-        try:
-            response = await method(*args, _content_type="application/merge-patch+json", _preload_content=False)
-        except ApiException as exc:  # raised before any answer, e.g. a request it cannot build
-            raise KubeError(f"{method.__name__}: {exc.reason}") from None
+        what = getattr(method, "__name__", "patch")
+        response = await _translated(
+            what, method(*args, _content_type="application/merge-patch+json", _preload_content=False)
+        )
         try:
             if response.status == 404:
                 return  # deleted meanwhile: the watch brings the news
             if response.status >= 400:
                 detail = (await response.text())[:300]
-                raise KubeError(f"{method.__name__}: HTTP {response.status} {response.reason}: {detail}")
+                raise KubeError(
+                    f"{what}: HTTP {response.status} {response.reason}: {detail}", retryable=_retryable(response.status)
+                )
         finally:
             response.release()
+
+
+async def _translated(what: str, call: Awaitable[Any]) -> Any:
+    """Await ``call``; every way it can fail becomes a ``KubeError`` (an API server away included)."""
+    try:
+        return await call
+    except ApiException as exc:
+        raise KubeError(f"{what}: HTTP {exc.status} {exc.reason}", retryable=_retryable(exc.status)) from None
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise KubeError(f"{what}: {exc.__class__.__name__}: {exc}") from None

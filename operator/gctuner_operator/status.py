@@ -13,8 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from gctuner.core.settings import Settings
-
-from .views import Key, PodView, PolicyView, winner
+from gctuner.policy import Key, PodView, PolicyView, winner
 
 MAX_FAILURES = 10
 
@@ -103,12 +102,12 @@ def ready_condition(
         status, reason = "True", "Applied"
         message = f"{applied}/{governed} pods applied"
     previous = next((c for c in policy.conditions if c.get("type") == "Ready"), None)
-    changed = previous is None or previous.get("status") != status
+    since = previous.get("lastTransitionTime") if previous is not None and previous.get("status") == status else None
     return {
         "type": "Ready",
         "status": status,
         "reason": reason,
         "message": message,
         "observedGeneration": policy.generation,
-        "lastTransitionTime": now_rfc3339() if changed else previous["lastTransitionTime"],
+        "lastTransitionTime": since or now_rfc3339(),
     }

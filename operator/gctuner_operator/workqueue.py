@@ -10,22 +10,22 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Hashable
-from typing import Callable
+from typing import Callable, Generic, TypeVar
 
 logger = logging.getLogger(__name__)
 
-Worker = Callable[[Hashable, bool], Awaitable[None]]
+K = TypeVar("K", bound=Hashable)
 
 
-class WorkQueue:
-    def __init__(self, work: Worker, parallel: int) -> None:
+class WorkQueue(Generic[K]):
+    def __init__(self, work: Callable[[K, bool], Awaitable[None]], parallel: int) -> None:
         self._work = work
         self._parallel = parallel
-        self._queue: asyncio.Queue[Hashable] = asyncio.Queue()
-        self._pending: dict[Hashable, bool] = {}  # key -> verify live state
-        self._busy: set[Hashable] = set()
-        self._again: dict[Hashable, bool] = {}
-        self._timers: dict[Hashable, asyncio.TimerHandle] = {}
+        self._queue: asyncio.Queue[K] = asyncio.Queue()
+        self._pending: dict[K, bool] = {}  # key -> verify live state
+        self._busy: set[K] = set()
+        self._again: dict[K, bool] = {}
+        self._timers: dict[K, asyncio.TimerHandle] = {}
         self._tasks: list[asyncio.Task[None]] = []
 
     def start(self) -> None:
@@ -39,7 +39,7 @@ class WorkQueue:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    def add(self, key: Hashable, verify: bool = False) -> None:
+    def add(self, key: K, verify: bool = False) -> None:
         """Queue ``key`` now (cancelling a scheduled retry of it)."""
         timer = self._timers.pop(key, None)
         if timer is not None:
@@ -52,14 +52,14 @@ class WorkQueue:
             self._pending[key] = verify
             self._queue.put_nowait(key)
 
-    def add_after(self, key: Hashable, delay: float) -> None:
+    def add_after(self, key: K, delay: float) -> None:
         """Queue ``key`` after ``delay`` seconds (a retry), unless queued sooner."""
         if key in self._timers:
             self._timers[key].cancel()
         loop = asyncio.get_running_loop()
         self._timers[key] = loop.call_later(delay, self._fire, key)
 
-    def _fire(self, key: Hashable) -> None:
+    def _fire(self, key: K) -> None:
         self._timers.pop(key, None)
         self.add(key, verify=True)
 

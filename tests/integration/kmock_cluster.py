@@ -37,8 +37,8 @@ from gctuner.core.config import Config
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
+from gctuner.policy import APPLIED_ANNOTATION, ENABLED_LABEL, PORT_ANNOTATION
 from gctuner.testing import StandInGC
-from gctuner_operator.views import APPLIED_ANNOTATION, ENABLED_LABEL, PORT_ANNOTATION
 
 NAMESPACE = "shop"
 PODS = "v1/pods"
@@ -83,9 +83,9 @@ class Emulator(kmock.KubernetesEmulator):
         if any(request in view for view in self._refusals):
             return await kmock.RawHandler._handle(self, request)  # answered by the refusal; nothing stored
         metadata = request.data.get("metadata") if isinstance(request.data, dict) else None
-        if request.action == kmock.action.CREATE and isinstance(metadata, dict):
-            if not metadata.get("name") and metadata.get("generateName"):
-                metadata["name"] = metadata["generateName"] + secrets.token_hex(3)
+        named = isinstance(metadata, dict) and (metadata.get("name") or not metadata.get("generateName"))
+        if request.action == kmock.action.CREATE and isinstance(metadata, dict) and not named:
+            metadata["name"] = metadata["generateName"] + secrets.token_hex(3)
         return await super()._handle(request)
 
     # --- what tests read back --------------------------------------------------------

@@ -38,13 +38,14 @@ from kubernetes_asyncio import client
 from kubernetes_asyncio.config import kube_config
 from prometheus_client import CollectorRegistry
 
+from gctuner.policy import PodView, PolicyView
 from gctuner_operator import handlers  # noqa: F401  (registers the operator's kopf handlers)
 from gctuner_operator.agent_client import AgentClient
+from gctuner_operator.backoff import JITTER
 from gctuner_operator.config import OperatorConfig
 from gctuner_operator.kube import Kube
 from gctuner_operator.metrics import OperatorMetrics
 from gctuner_operator.reconciler import Reconciler
-from gctuner_operator.views import PodView, PolicyView
 
 pytestmark = [pytest.mark.kmock(cls=Emulator), pytest.mark.timeout(60)]
 
@@ -188,7 +189,7 @@ async def test_a_409_on_the_pod_annotation_is_retried_with_backoff(
 
     assert len(conflict) == 1 and len(held) == 1 and len(patches) == 2
     first, second = api.arrivals(patches)
-    assert second - first >= 0.2  # retry_base
+    assert second - first >= 0.2 * (1 - JITTER)  # retry_base, jittered
     assert applied(api, "a")["settings"]["thresholds"] == TUNED  # type: ignore[index]
     assert a.pushes == 1  # the retry verified the agent instead of pushing again
     status = api.status()
@@ -215,7 +216,8 @@ async def test_5xx_on_the_status_backs_off_until_it_lands(
     assert [len(r) for r in refused] == [2, 1] and landed >= 4 and len(writes) == landed + 1
     times = api.arrivals(writes)
     gaps = [later - earlier for earlier, later in zip(times, times[1:4])]
-    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4  # the interval, doubled per failure
+    low = 1 - JITTER  # each delay is shortened by up to this share, at random
+    assert gaps[0] >= 0.1 * low and gaps[1] >= 0.2 * low and gaps[2] >= 0.4 * low  # the interval, doubled per failure
     assert api.status()["conditions"][0]["reason"] == "Applied"
     assert (a.pushes, b.pushes) == (1, 1)
     assert len(api["patch v1/pods"]) == 2  # each pod annotated once

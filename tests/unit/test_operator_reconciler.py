@@ -8,22 +8,28 @@ delays the others, failures are retried, and nothing is pushed twice.
 from __future__ import annotations
 
 import asyncio
+import logging
+from collections.abc import Mapping
+from collections.abc import Set as AbstractSet
 from typing import Any
 
+import pytest
 from prometheus_client import CollectorRegistry
-from test_operator_views import pod, policy
+from test_policy import pod, policy
 
 from gctuner.core.settings import Settings
-from gctuner_operator.agent_client import AgentError
+from gctuner.policy import Endpoint, PodView, PolicyView, SecretRef
 from gctuner_operator.config import OperatorConfig
+from gctuner_operator.errors import AgentError, KubeError
 from gctuner_operator.metrics import OperatorMetrics
+from gctuner_operator.protocols import AgentApi, KubeApi
 from gctuner_operator.reconciler import Reconciler
-from gctuner_operator.views import Endpoint, PodView, PolicyView
 
 
 class FakeAgent:
-    def __init__(self, failing: set[str] = frozenset(), slow: set[str] = frozenset()) -> None:
-        self.failing, self.slow = set(failing), set(slow)
+    def __init__(self, failing: AbstractSet[str] = frozenset(), slow: AbstractSet[str] = frozenset(),
+                 refusing: AbstractSet[str] = frozenset()) -> None:
+        self.failing, self.slow, self.refusing = set(failing), set(slow), set(refusing)
         self.pushes: list[str] = []
         self.live: dict[str, Settings | None] = {}
 
@@ -32,6 +38,8 @@ class FakeAgent:
             await asyncio.sleep(3600)
         if ip in self.failing:
             raise AgentError("Unreachable", "connection refused")
+        if ip in self.refusing:
+            raise AgentError("Rejected", "HTTP 400: thresholds[0] must be ...", retryable=False)
         self.pushes.append(ip)
         self.live[ip] = settings
         return {}
@@ -51,20 +59,24 @@ class FakeAgent:
 
 class FakeKube:
     def __init__(self) -> None:
-        self.statuses: dict[str, dict[str, Any]] = {}
+        self.statuses: dict[str, Mapping[str, Any]] = {}
         self.annotations: dict[str, Any] = {}
         self.events: list[tuple[str, str, str]] = []
+        self.refused_events = 0  # how many Event posts to refuse first
 
-    async def annotate_pod(self, namespace: str, name: str, applied: Any) -> None:
+    async def annotate_pod(self, namespace: str, name: str, applied: Mapping[str, Any] | None) -> None:
         self.annotations[name] = applied
 
-    async def patch_policy_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.statuses[name] = status
 
-    async def post_event(self, involved: Any, type_: str, reason: str, message: str) -> None:
+    async def post_event(self, involved: Mapping[str, str], type_: str, reason: str, message: str) -> None:
+        if self.refused_events:
+            self.refused_events -= 1
+            raise KubeError("posting an Event: HTTP 503 Service Unavailable")
         self.events.append((involved["name"], type_, reason))
 
-    async def token(self, namespace: str, ref: Any) -> str:
+    async def token(self, namespace: str, ref: SecretRef) -> str:
         return "t"
 
     async def close(self) -> None: ...
@@ -72,6 +84,11 @@ class FakeKube:
 
 def with_ip(p: PodView, ip: str) -> PodView:
     return PodView(p.namespace, p.name, p.labels, ip, p.ready, p.restarts, None, None)
+
+
+def fakes_fit() -> tuple[AgentApi, KubeApi]:
+    """The fakes are checked against the protocols the reconciler is typed with."""
+    return FakeAgent(), FakeKube()
 
 
 async def until(check: Any, timeout: float = 5.0) -> None:
@@ -84,7 +101,7 @@ async def until(check: Any, timeout: float = 5.0) -> None:
 def make(pods: list[PodView], policies: list[PolicyView], agent: FakeAgent, kube: FakeKube) -> Reconciler:
     config = OperatorConfig(status_interval=0.01, retry_base=0.05, retry_max=0.1, verify_interval=3600)
     metrics = OperatorMetrics(CollectorRegistry())
-    rec = Reconciler({"shop": list(policies)}, {p.key: p for p in pods}, agent, kube, config, metrics)  # type: ignore[arg-type]
+    rec = Reconciler({"shop": list(policies)}, {p.key: p for p in pods}, agent, kube, config, metrics)
     rec.start()
     return rec
 
@@ -120,10 +137,56 @@ async def test_an_unchanged_pod_is_not_pushed_again() -> None:
     await until(lambda: kube.statuses.get("web", {}).get("appliedPods") == 1)
     rec.policy_changed("shop")
     rec.pod_changed(p.key, {"metadata": {"namespace": "shop", "name": "a", "labels": {"app": "web", "gctuner.dev/enabled": "true"}}, "status": {"phase": "Running", "podIP": "127.0.1.1", "conditions": [{"type": "Ready", "status": "True"}]}})
-    await until(lambda: rec._queue.idle())
+    await until(lambda: rec.queue.idle())
     assert agent.pushes == ["127.0.1.1"]
     assert kube.annotations["a"]["settings"]["thresholds"] == [50000, 20, 100]
     assert kube.events == [("web", "Normal", "Applied")]  # one Event per rollout
-    assert rec._metrics.registry.get_sample_value("gctuner_operator_pushes_total", {"result": "applied"}) == 1
-    assert rec._metrics.registry.get_sample_value("gctuner_operator_rollout_duration_seconds_count") == 1
+    assert rec.metrics.registry.get_sample_value("gctuner_operator_pushes_total", {"result": "applied"}) == 1
+    assert rec.metrics.registry.get_sample_value("gctuner_operator_rollout_duration_seconds_count") == 1
     await rec.close()
+
+
+async def test_a_refused_push_is_retried_only_at_the_longest_delay() -> None:
+    p = with_ip(pod("a"), "127.0.1.1")
+    agent, kube = FakeAgent(refusing=frozenset({"127.0.1.1"})), FakeKube()
+    config = OperatorConfig(status_interval=0.01, retry_base=0.01, retry_max=0.3, verify_interval=3600)
+    rec = Reconciler({"shop": [policy()]}, {p.key: p}, agent, kube, config, OperatorMetrics(CollectorRegistry()))
+    rec.start()
+    rec.policy_changed("shop")
+    await until(lambda: kube.statuses.get("web", {}).get("failedPods") == 1)
+    failure = kube.statuses["web"]["failures"][0]
+    assert failure["reason"] == "Rejected" and "retried in 0.3s or on the next change" in failure["message"]
+    await asyncio.sleep(0.15)  # a timeout would have been retried several times by now
+    assert rec.outcomes[p.key].attempts == 1
+    agent.refusing.clear()
+    rec.policy_changed("shop")  # a change retries at once
+    await until(lambda: kube.statuses["web"]["appliedPods"] == 1)
+    await rec.close()
+
+
+async def test_a_spec_the_agents_would_refuse_is_pushed_nowhere() -> None:
+    p = with_ip(pod("a"), "127.0.1.1")
+    agent, kube = FakeAgent(), FakeKube()
+    rec = make([p], [policy(thresholds=(0,))], agent, kube)
+    rec.policy_changed("shop")
+    await until(lambda: kube.statuses.get("web", {}).get("failedPods") == 1)
+    failure = kube.statuses["web"]["failures"][0]
+    assert failure["reason"] == "InvalidSpec" and "allow_disable" in failure["message"]
+    assert agent.pushes == []
+    await rec.close()
+
+
+async def test_a_failed_event_is_posted_in_a_later_round(caplog: pytest.LogCaptureFixture) -> None:
+    p = with_ip(pod("a"), "127.0.1.1")
+    agent, kube = FakeAgent(), FakeKube()
+    kube.refused_events = 2
+    rec = make([p], [policy()], agent, kube)
+    rec.policy_changed("shop")
+    await until(lambda: kube.events == [("web", "Normal", "Applied")])
+    assert kube.refused_events == 0
+    await until(lambda: rec.queue.idle())
+    await asyncio.sleep(0.05)  # further rounds post nothing more
+    assert kube.events == [("web", "Normal", "Applied")]
+    await rec.close()
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 2 and all(w.startswith("posting the Applied Event of web failed") for w in warnings)

@@ -1,0 +1,181 @@
+"""Converge one opted-in pod on its winning policy's settings.
+
+Level-triggered: whatever happened (a policy changed, a pod became ready,
+a container restarted, a periodic check), one ``reconcile`` compares what the
+pod should have with what it has, then pushes only if they differ. What it
+has is known from our own last outcome, else (after an operator restart)
+from the pod's ``gctuner.dev/applied`` annotation confirmed by a live read:
+trusted when verified, never assumed.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Collection, Mapping
+from typing import Any, Callable
+
+from gctuner.core.settings import Settings
+from gctuner.policy import Key, PodView, PolicyView, winner
+
+from .applied import AppliedAnnotations
+from .backoff import backoff
+from .config import OperatorConfig
+from .errors import AgentError, InvalidSpec, OperatorError
+from .metrics import OperatorMetrics
+from .pod_index import PodIndex
+from .protocols import AgentApi, KubeApi
+from .status import Outcome, now_rfc3339
+
+logger = logging.getLogger(__name__)
+
+Policies = Mapping[str, Collection[PolicyView]]  # kopf's index: namespace -> its policies
+
+
+class PodReconciler:
+    def __init__(
+        self, policies: Policies, index: PodIndex, agent: AgentApi, kube: KubeApi,
+        config: OperatorConfig, metrics: OperatorMetrics, retry_after: Callable[[Key, float], None],
+    ) -> None:  # fmt: skip
+        self._policies = policies
+        self._index = index
+        self._agent = agent
+        self._kube = kube
+        self._config = config
+        self._metrics = metrics
+        self._retry_after = retry_after
+        self._annotations = AppliedAnnotations(kube)
+        self.outcomes: dict[Key, Outcome] = {}
+        """The last thing that happened to each pod we act on."""
+        self._governor: dict[Key, PolicyView] = {}  # who governed a pod last: its endpoint and token
+
+    async def reconcile(self, key: Key, verify: bool) -> None:
+        pod = self._index.pods.get(key)
+        if pod is None and key in self._index.leaving:
+            await self._release_opted_out(self._index.leaving[key])
+            return
+        if pod is None:  # deleted
+            self._forget(key)
+            return
+        policy = winner(self._policies.get(key[0]) or (), pod)
+        if policy is not None:
+            self._governor[key] = policy
+        if not pod.reachable:
+            return  # queued again by the event that makes it ready
+        known = self.outcomes.get(key)
+        if policy is None and known is None and pod.applied is None:
+            return  # never governed by us: leave it alone
+        try:
+            want = _wanted(policy)
+            if not await self._in_place(pod, policy, want, known, verify):
+                await self._push(pod, policy, want)
+            await self._annotations.record(pod, policy)
+        except OperatorError as exc:
+            self._failed(pod, policy, known, exc)
+            return
+        if known is None or not known.ok or known.settings != want:
+            logger.info("pod %s/%s: %s", *key, describe(policy))
+        self.outcomes[key] = Outcome(policy.key if policy else None, policy.generation if policy else 0, want, ok=True)
+
+    async def _release_opted_out(self, pod: PodView) -> None:
+        """The opt-in label is gone: startup defaults back, annotation removed, forgotten."""
+        try:
+            if pod.reachable:
+                await self._push(pod, None, None)
+            await self._annotations.remove(pod)
+        except OperatorError as exc:
+            self._failed(pod, None, self.outcomes.get(pod.key), exc)
+            return
+        logger.info("pod %s/%s opted out: startup defaults restored", pod.namespace, pod.name)
+        self._index.leaving.pop(pod.key, None)
+        self._forget(pod.key)
+
+    def _forget(self, key: Key) -> None:
+        self.outcomes.pop(key, None)
+        self._governor.pop(key, None)
+        self._annotations.forget(key)
+
+    async def _in_place(
+        self, pod: PodView, policy: PolicyView | None, want: Settings | None, known: Outcome | None, verify: bool
+    ) -> bool:
+        """Does the pod already run what it should? Read it live only when we
+        do not know (after a restart) or a periodic check asks to."""
+        if known is not None and not verify:
+            return known.ok and known.settings == want
+        if known is None and not verify and self._annotations.says_differs(pod, want):
+            return False
+        try:
+            live = await self._agent.read(pod.ip or "", pod.endpoint(policy or self._governor.get(pod.key)))
+        except AgentError:
+            self._metrics.verifications.labels("unreachable").inc()
+            return False
+        matches = live_matches(live, want)
+        self._metrics.verifications.labels("in_place" if matches else "drifted").inc()
+        return matches
+
+    async def _push(self, pod: PodView, policy: PolicyView | None, want: Settings | None) -> None:
+        """``want`` to the pod, or (None) its startup defaults back."""
+        governor = policy or self._governor.get(pod.key)
+        token = self._config.token
+        if governor is not None and governor.token_ref is not None:
+            token = await self._kube.token(pod.namespace, governor.token_ref)
+        endpoint = pod.endpoint(governor)
+        with self._metrics.push_seconds.time():
+            try:
+                if want is None:
+                    await self._agent.restore(pod.ip or "", endpoint, token)
+                else:
+                    await self._agent.push(pod.ip or "", endpoint, want, token)
+            except AgentError:
+                self._metrics.pushes.labels("failed").inc()
+                raise
+        self._metrics.pushes.labels("restored" if want is None else "applied").inc()
+
+    def _failed(self, pod: PodView, policy: PolicyView | None, known: Outcome | None, exc: OperatorError) -> None:
+        """Record the failure and schedule the retry: with backoff when it may pass, else at the longest delay."""
+        wanted = policy.key if policy else None
+        continuing = known is not None and not known.ok and known.policy == wanted
+        attempts = known.attempts + 1 if known is not None and continuing else 1
+        since = known.since if known is not None and continuing else now_rfc3339()
+        if exc.retryable:
+            delay, message = backoff(attempts, self._config.retry_base, self._config.retry_max), exc.message
+        else:
+            delay = self._config.retry_max
+            message = f"{exc.message} (refused: retried in {delay:g}s or on the next change)"
+        self.outcomes[pod.key] = Outcome(
+            wanted, policy.generation if policy else 0, policy.settings if policy else None,
+            ok=False, reason=exc.reason, message=message, since=since, attempts=attempts,
+        )  # fmt: skip
+        logger.warning("pod %s/%s: %s failed (%s: %s); retry in %.1fs",
+                       pod.namespace, pod.name, describe(policy), exc.reason, message, delay)  # fmt: skip
+        self._retry_after(pod.key, delay)
+
+
+def _wanted(policy: PolicyView | None) -> Settings | None:
+    """What the pod should run (None: its startup defaults); a refused spec is pushed nowhere."""
+    if policy is None:
+        return None
+    if policy.settings is None:
+        raise InvalidSpec(f"{policy.name}: {policy.refused}")
+    return policy.settings
+
+
+def describe(policy: PolicyView | None) -> str:
+    if policy is None:
+        return "startup defaults restored"
+    if policy.settings is None:
+        return f"invalid spec of {policy.name} (generation {policy.generation})"
+    freeze = " + freeze" if policy.settings.freeze else ""
+    return f"thresholds {list(policy.settings.thresholds)}{freeze} from {policy.name} (generation {policy.generation})"
+
+
+def live_matches(live: Mapping[str, Any], want: Settings | None) -> bool:
+    """Every live process of the pod follows ``want`` (None: its startup defaults)."""
+    if not live.get("in_sync"):
+        return False
+    desired = live.get("desired")
+    if want is None:
+        return desired is None
+    if desired != want.to_json():
+        return False
+    n = len(want.thresholds)
+    return all(list(p.get("thresholds", []))[:n] == list(want.thresholds) for p in live.get("processes", []))
