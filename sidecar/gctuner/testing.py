@@ -18,6 +18,7 @@ class StandInGC:
     def __init__(self, thresholds: tuple[int, ...] = (700, 10, 10)) -> None:
         self.thresholds = tuple(thresholds)
         self.frozen = 0
+        self.collections = 0
         self.callbacks: list[Callable[[str, dict[str, int]], None]] = []
 
     def get_threshold(self) -> tuple[int, ...]:
@@ -40,6 +41,10 @@ class StandInGC:
 
     def unfreeze(self) -> None:
         self.frozen = 0
+
+    def collect(self, generation: int = 2) -> int:
+        self.collections += 1
+        return 0
 
     def get_freeze_count(self) -> int:
         return self.frozen

@@ -18,6 +18,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from gctuner.autopilot.goal import Goal, parse_goal
 from gctuner.core.auth import TokenCheck
 from gctuner.core.config import Config
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
@@ -156,10 +157,23 @@ class TuneEndpoint:
                 400, {"message": f"the body is not valid JSON ({error}); send {_EXAMPLE}"}
             )
         try:
+            if isinstance(payload, dict) and "goal" in payload:
+                return self._steer(parse_request_goal(payload))
             settings = parse_settings(payload)
         except InvalidSettings as error:
             return json_response(400, {"message": str(error)})
         return self._changed(settings, "updated")
+
+    def _steer(self, goal: Goal) -> Response:
+        rollout = self.shared.steer(goal, self.config.apply_timeout)
+        data: dict[str, Any] = {
+            "message": "Autopilot on: every process steers towards the goal.",
+            "goal": goal.to_json(),
+            "new_thresholds": self.shared.thresholds(rollout),
+            "generation": rollout.generation,
+            "processes": rollout.to_json(),
+        }
+        return json_response(200, data)
 
     def _changed(self, settings: Settings | None, what: str) -> Response:
         rollout = self.shared.publish(settings, self.config.apply_timeout)
@@ -172,6 +186,16 @@ class TuneEndpoint:
         data["generation"] = rollout.generation
         data["processes"] = rollout.to_json()
         return json_response(200, data)
+
+
+def parse_request_goal(payload: dict[str, Any]) -> Goal:
+    """``{"goal": {...}}``: the goal alone, since thresholds are the autopilot's to choose."""
+    others = sorted(key for key in payload if key != "goal")
+    if others:
+        raise InvalidSettings(
+            f"a goal comes alone (the autopilot chooses the thresholds); remove {', '.join(others)}"
+        )
+    return parse_goal(payload["goal"])
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:

@@ -23,6 +23,7 @@ NAMES = {
     "path": "GCTUNER_PATH",
     "metrics": "GCTUNER_METRICS",
     "freeze_after_preload": "GCTUNER_FREEZE_AFTER_PRELOAD",
+    "goal": "GCTUNER_GOAL",
 }
 """Config field -> environment variable (and Flask config key)."""
 
@@ -78,6 +79,12 @@ class Config:
     """gunicorn hooks only (``GCTUNER_FREEZE_AFTER_PRELOAD``): with
     ``--preload``, keep the collector off while the master imports the app and
     ``gc.freeze()`` it before each fork, so the workers share its memory."""
+
+    goal: str | None = None
+    """An autopilot goal as JSON (``GCTUNER_GOAL``), e.g.
+    ``{"gcTimePercent": 2, "memoryPercent": 80}``: a service steers its own
+    collector without the operator. Published when the pod has no desired
+    state yet, so a policy or a POST later takes precedence."""
 
     def __post_init__(self) -> None:
         if self.max_body_bytes < 1:

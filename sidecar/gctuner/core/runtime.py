@@ -122,6 +122,10 @@ class GCRuntime:
             self._gc.freeze()
             self._froze = True
 
+    def collect(self) -> None:
+        """A full collection now: the autopilot near its memory budget."""
+        self._gc.collect()
+
     def restore(self) -> None:
         """Back to the startup thresholds; unfreeze only what we froze.
 

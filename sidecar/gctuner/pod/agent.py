@@ -16,12 +16,14 @@ Nothing happens at import time.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import threading
 from pathlib import Path
 
-from gctuner.core.config import Config
+from gctuner.autopilot.goal import Goal, parse_goal
+from gctuner.core.config import NAMES, Config
 from gctuner.core.pauses import PauseRecorder
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod import uwsgi
@@ -96,8 +98,22 @@ def follow_config(config: Config | None = None) -> SharedState:
     What every adapter, the gunicorn hooks and the sidecar's
     ``sitecustomize`` call."""
     config = config if config is not None else Config.from_env()
+    goal = goal_from_config(config)
     recorder = process_recorder() if config.record_pauses else None
-    return follow(config.state_dir, recorder=recorder)
+    member = follow(config.state_dir, recorder=recorder)
+    if goal is not None and member.desired() is None:
+        member.steer(goal, timeout=0)  # the others find it published (or publish the same)
+    return member
+
+
+def goal_from_config(config: Config) -> Goal | None:
+    """``GCTUNER_GOAL``, validated; a bad one stops the start with the reason."""
+    if config.goal is None:
+        return None
+    try:
+        return parse_goal(json.loads(config.goal))
+    except (ValueError, RecursionError) as error:  # InvalidSettings is a ValueError
+        raise ValueError(f"{NAMES['goal']} is not a valid goal: {error}") from None
 
 
 def step_aside() -> None:

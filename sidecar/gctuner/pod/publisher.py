@@ -13,6 +13,7 @@ import time
 from datetime import datetime, timezone
 from typing import Any, Callable
 
+from gctuner.autopilot.goal import Goal
 from gctuner.core.pauses import summarize
 from gctuner.core.settings import Settings
 from gctuner.pod.statedir import Desired, StateDir
@@ -70,11 +71,31 @@ class Publisher:
         self._sleep = sleep
 
     def publish(self, settings: Settings | None, timeout: float) -> Rollout:
-        """Ask every process to apply ``settings`` (None: restore defaults)."""
+        """Ask every process to apply ``settings`` (None: restore defaults);
+        this ends any autopilot goal."""
         desired = self.state_dir.publish(settings, iso_time(self._wallclock()))
+        assert desired is not None  # no `expect`: always published
+        return self._wait(desired.generation, timeout)
+
+    def steer(self, goal: Goal, timeout: float) -> Rollout:
+        """Hand the pod to the autopilot with ``goal``.
+
+        The same goal again (the operator verifying, or re-pushing after a
+        restart) changes nothing, so the autopilot keeps what it found; a new
+        goal starts from the thresholds in force, not from the defaults.
+        """
+        current = self.desired()
+        if current is not None and current.goal == goal:
+            return self._wait(current.generation, timeout)
+        start = current.settings if current is not None and current.goal is not None else None
+        desired = self.state_dir.publish(start, iso_time(self._wallclock()), goal=goal)
+        assert desired is not None
+        return self._wait(desired.generation, timeout)
+
+    def _wait(self, generation: int, timeout: float) -> Rollout:
         self._published()
         return wait_for_rollout(
-            self.state_dir, desired.generation, timeout, clock=self._clock, sleep=self._sleep
+            self.state_dir, generation, timeout, clock=self._clock, sleep=self._sleep
         )
 
     def _published(self) -> None:
@@ -106,12 +127,16 @@ class Publisher:
         generation = 0 if desired is None else desired.generation
         settings = None if desired is None else desired.settings
         records = self.state_dir.records()
-        return {
+        view = {
             "desired": None if settings is None else settings.to_json(),
             "generation": generation,
             "processes": [process_view(record) for record in records],
             "in_sync": all(record_generation(record) == generation for record in records),
         }
+        if desired is not None and desired.goal is not None:
+            view["goal"] = desired.goal.to_json()
+            view["autopilot"] = self.state_dir.read_autopilot()
+        return view
 
     def describe(self) -> dict[str, Any]:
         """The answer to ``GET``: here, only the pod's view."""

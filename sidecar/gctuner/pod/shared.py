@@ -21,10 +21,12 @@ import threading
 import time
 from typing import Any, Callable
 
+from gctuner.autopilot.memory import process_rss
 from gctuner.core.pauses import PauseRecorder
 from gctuner.core.runtime import GCRuntime
+from gctuner.pod.pilot import Pilot
 from gctuner.pod.publisher import Publisher, Rollout, iso_time, wait_for_rollout
-from gctuner.pod.statedir import Slot, StateDir
+from gctuner.pod.statedir import Desired, Slot, StateDir
 
 __all__ = ["RESYNC_SECONDS", "Rollout", "SharedState", "iso_time", "wait_for_rollout"]
 
@@ -50,9 +52,13 @@ class SharedState(Publisher):
         clock: Callable[[], float] = time.monotonic,
         wallclock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        pilot: Pilot | None = None,
     ) -> None:
         super().__init__(state_dir, clock=clock, wallclock=wallclock, sleep=sleep)
         self.runtime: GCRuntime = runtime
+        self.pilot = pilot if pilot is not None else Pilot(state_dir, runtime, clock=clock, wallclock=wallclock)
+        self._desired: Desired | None = None  # as last read: the pilot steps on it
+        self._born = clock()
         self.recorder = recorder
         self.interval = interval
         self._slot: Slot | None = None
@@ -92,6 +98,7 @@ class SharedState(Publisher):
         if self._thread is not None:
             self._thread.join(timeout)
         with self._lock:
+            self.pilot.resign()
             if self._slot is not None:
                 self.state_dir.release(self._slot)
                 self._slot = None
@@ -125,12 +132,15 @@ class SharedState(Publisher):
         except ValueError as error:  # keep what we have; say so once
             self._warn(f"ignoring {self.state_dir.path}/desired.json: {error}")
             return
+        self._desired = desired
         if desired is None or desired.generation == self._applied:
             return
         if desired.settings is None:
             self.runtime.restore()
         else:
             self.runtime.apply(desired.settings)
+        if desired.collect:
+            self.runtime.collect()
         self._applied = desired.generation
         self._reported = None
 
@@ -141,6 +151,9 @@ class SharedState(Publisher):
             "thresholds": list(thresholds),
             "frozen": self.runtime.frozen(),
             "time": iso_time(self._wallclock()),
+            "at": self._wallclock(),
+            "uptime": round(self._clock() - self._born, 1),
+            "rss": process_rss(),
             "stats": self.runtime.stats(),
             "pauses": None if self.recorder is None else self.recorder.snapshot(),
         }
@@ -152,8 +165,11 @@ class SharedState(Publisher):
             tick += 1
             try:
                 self.sync(full=tick % ticks_per_resync == 0)
+                self.pilot.step(self._desired)
             except OSError as error:
                 self._warn(f"cannot follow {self.state_dir.path}: {error}")
+            except Exception as error:  # noqa: BLE001  (a bug must not stop this process from following)
+                self._warn(f"following {self.state_dir.path} failed: {error!r}")
             else:
                 self._last_warning = ""
 
@@ -202,6 +218,8 @@ class SharedState(Publisher):
             if self._slot is not None:
                 os.close(self._slot.fd)
                 self._slot = None
+            self.pilot.after_fork_in_child()
+            self._born = self._clock()
             self._reset_threading()
         if self._following and (self._thread is None or not self._thread.is_alive()):
             self.start()

@@ -2,8 +2,11 @@
 
 Layout of a state directory::
 
-    desired.json      {"generation": N, "settings": {...} | null, "time": "..."}
+    desired.json      {"generation": N, "settings": {...} | null, "time": "...",
+                       "goal": {...} | null, "collect": bool, "pilot": bool}
     lock              flock'ed while a writer reads, increments and writes desired.json
+    pilot.lock        flock'ed by the process elected to steer towards a goal
+    autopilot.json    what that process measured, chose and why
     procs/KEY.json    what one process applied: pid, generation, thresholds, frozen, time
     procs/KEY.lock    flock'ed by that process for as long as it lives
 
@@ -34,11 +37,17 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from gctuner.autopilot.goal import Goal, parse_goal
 from gctuner.core.settings import Settings, parse_settings
 
 DESIRED = "desired.json"
 LOCK = "lock"
 PROCS = "procs"
+PILOT_LOCK = "pilot.lock"
+AUTOPILOT = "autopilot.json"
+
+MAX_AUTOPILOT_BYTES = 256 * 1024
+"""``autopilot.json`` is a few KiB; a larger one is not ours and is not read."""
 
 
 class StateDirError(OSError):
@@ -64,10 +73,21 @@ class Desired:
     generation: int
     settings: Settings | None
     time: str | None = None
+    goal: Goal | None = None
+    """Set in ``mode: Auto``: the elected process steers ``settings`` towards it."""
+
+    collect: bool = False
+    """Run a collection on applying this generation (the autopilot, near its memory budget)."""
+
+    pilot: bool = False
+    """Published by the autopilot (not by a client): a client's goal still stands."""
 
     def to_json(self) -> dict[str, Any]:
         settings = None if self.settings is None else self.settings.to_json()
-        return {"generation": self.generation, "settings": settings, "time": self.time}
+        data: dict[str, Any] = {"generation": self.generation, "settings": settings, "time": self.time}
+        if self.goal is not None:  # only what an Auto policy adds: a Static pod's file stays as it was
+            data.update(goal=self.goal.to_json(), collect=self.collect, pilot=self.pilot)
+        return data
 
     @classmethod
     def from_json(cls, data: Any) -> Desired:
@@ -77,10 +97,14 @@ class Desired:
             raise ValueError(f"{DESIRED} has no valid generation")
         settings = data.get("settings")
         time = data.get("time")
+        goal = data.get("goal")
         return cls(
             generation,
             None if settings is None else parse_settings(settings),
             time if isinstance(time, str) else None,
+            None if goal is None else parse_goal(goal),
+            data.get("collect") is True,
+            data.get("pilot") is True,
         )
 
 
@@ -143,8 +167,22 @@ class StateDir:
             return None
         return Desired.from_json(json.loads(data))
 
-    def publish(self, settings: Settings | None, time: str) -> Desired:
-        """Write the next generation; the lock orders concurrent writers."""
+    def publish(
+        self,
+        settings: Settings | None,
+        time: str,
+        *,
+        goal: Goal | None = None,
+        collect: bool = False,
+        pilot: bool = False,
+        expect: int | None = None,
+    ) -> Desired | None:
+        """Write the next generation; the lock orders concurrent writers.
+
+        ``expect``: publish only if the current generation is still this one,
+        else return None; the autopilot decides on what it read and must not
+        overwrite a client's change made meanwhile.
+        """
         self.ensure()
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -153,12 +191,40 @@ class StateDir:
                 current = self.read_desired()
             except ValueError:  # hand-edited into garbage: start over
                 current = None
+            if expect is not None and (0 if current is None else current.generation) != expect:
+                return None
             generation = 1 if current is None else current.generation + 1
-            desired = Desired(generation, settings, time)
+            desired = Desired(generation, settings, time, goal, collect, pilot)
             _write_json(self.path / DESIRED, desired.to_json())
             return desired
         finally:
             os.close(fd)  # releases the flock
+
+    def lock_pilot(self) -> int | None:
+        """Try to become the pod's autopilot: a descriptor holding ``pilot.lock``,
+        or None if another live process holds it. The kernel drops the lock
+        when its holder dies, so another process takes over at its next try."""
+        self.ensure()
+        fd = os.open(self.path / PILOT_LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return None
+        return fd
+
+    def write_autopilot(self, data: dict[str, Any]) -> None:
+        _write_json(self.path / AUTOPILOT, data)
+
+    def read_autopilot(self) -> dict[str, Any] | None:
+        """What the autopilot last reported, or None (never ran, or not ours)."""
+        try:
+            with open(self.path / AUTOPILOT, "rb") as file:
+                data = file.read(MAX_AUTOPILOT_BYTES + 1)
+            value = json.loads(data) if len(data) <= MAX_AUTOPILOT_BYTES else None
+        except (OSError, ValueError, RecursionError):
+            return None
+        return value if isinstance(value, dict) else None
 
     def register(self) -> Slot:
         """Take a new slot; it counts as alive until the process dies or releases it."""
