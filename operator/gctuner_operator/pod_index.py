@@ -49,6 +49,3 @@ class PodIndex:
             return "none"
         restarted = previous is not None and previous[-1] != pod.restarts
         return "verify" if restarted else "reconcile"  # a restarted process is back on its defaults
-
-    def in_namespace(self, namespace: str) -> list[PodView]:
-        return [pod for key, pod in self.pods.items() if key[0] == namespace]

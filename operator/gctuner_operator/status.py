@@ -1,8 +1,8 @@
 """A policy's status, computed from what the reconciler knows. No I/O here.
 
 Kubernetes API conventions: counts and a ``Ready`` condition with a reason,
-``observedGeneration``, at most 10 failures; never one entry per pod (that
-is the pod's own ``gctuner.dev/applied`` annotation).
+``observedGeneration``, at most 10 failures; never one entry per pod (each
+pod's agent reports its own state, read by ``gctuner status``).
 """
 
 from __future__ import annotations
