@@ -35,7 +35,7 @@ WORKERS = 4
 def test_sidecar_tunes_every_process_of_an_app_container(tmp_path: Path) -> None:
     state, follower = tmp_path / "state", tmp_path / "follower"
     subprocess.run([str(BIN / "gctuner"), "install-follower", str(follower)], check=True, timeout=60)
-    assert (follower / "sitecustomize.py").is_file() and (follower / "gctuner" / "agent.py").is_file()
+    assert (follower / "sitecustomize.py").is_file() and (follower / "gctuner" / "pod" / "agent.py").is_file()
 
     sidecar_url = f"http://127.0.0.1:{free_port()}"
     sidecar = [str(BIN / "gctuner"), "sidecar", "--host", "127.0.0.1",
