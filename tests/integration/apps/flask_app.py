@@ -6,7 +6,7 @@ Configured by the environment (GCTUNER_TOKEN, GCTUNER_STATE_DIR), as in a pod.
 from __future__ import annotations
 
 from flask import Flask, Response
-from plain_app import report
+from plain_app import churn, report
 
 from gctuner.flask import GCTuner
 
@@ -18,6 +18,10 @@ def create_app() -> Flask:
     @app.get("/")
     def index() -> Response:
         return Response(report(), mimetype="application/json")
+
+    @app.get("/churn")
+    def garbage() -> Response:
+        return Response(churn(), mimetype="application/json")
 
     return app
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from plain_app import report
+from plain_app import churn, report
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -15,4 +15,8 @@ async def index(request: Request) -> Response:
     return Response(report(), media_type="application/json")
 
 
-app = GCTunerMiddleware(Starlette(routes=[Route("/", index)]))
+async def garbage(request: Request) -> Response:
+    return Response(churn(), media_type="application/json")
+
+
+app = GCTunerMiddleware(Starlette(routes=[Route("/", index), Route("/churn", garbage)]))
