@@ -12,17 +12,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from operatorlog import forbidden_lines
+from podstate import EXAMPLES
 
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 from polling import wait_for
 
 CRDS = REPO_ROOT / "crds"
-EXAMPLES = REPO_ROOT / "deploy" / "examples"
-
-
-RBAC_WARMUPS: list[tuple[int, int]] = []
-"""Spans of the operator's log written while a test restarted the API server."""
 
 
 @pytest.fixture(scope="session")
@@ -45,10 +42,7 @@ def operator(cluster: LocalCluster, operator_kubeconfig: Path, tmp_path_factory:
                          GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3").start()
     yield op
     op.stop()
-    log = op.log()
-    for start, end in RBAC_WARMUPS:  # an API server restarting: its authorizer's cache refills
-        log = log[:start] + " " * (end - start) + log[end:]
-    denied = [line for line in log.splitlines() if "Forbidden" in line]
+    denied = forbidden_lines(op.log())
     assert not denied, f"deploy/base/rbac.yaml lacks a rule the operator needed: {denied[0][:400]}"
 
 

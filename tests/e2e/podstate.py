@@ -1,4 +1,4 @@
-"""Reading what the cluster and the pods' agents say, for the e2e tests."""
+"""Reading what the cluster and the pods' agents say, and the manifests the e2e tests apply."""
 
 from __future__ import annotations
 
@@ -6,8 +6,9 @@ import json
 import urllib.request
 from typing import Any
 
-from gctuner_localcluster.cluster import LocalCluster
+from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 
+EXAMPLES = REPO_ROOT / "deploy" / "examples"
 TOKEN = "demo-token-change-me"  # deploy/examples/flask/secret.yaml
 DEFAULTS = [700, 10, 10]  # Python 3.11's startup thresholds, the pods' interpreter
 
@@ -43,7 +44,12 @@ def agent_at(ip: str, method: str = "GET", body: Any = None) -> dict[str, Any]:
 
 def reports(cluster: LocalCluster, namespace: str, pod: str, thresholds: list[int]) -> bool:
     """Every live process of the pod runs ``thresholds``, and there are several."""
-    state = agent(cluster, namespace, pod)
+    return reports_at(get(cluster, namespace, "pod", pod)["status"]["podIP"], thresholds)
+
+
+def reports_at(ip: str, thresholds: list[int]) -> bool:
+    """The same, asking the agent at ``ip`` only (no API server round trip)."""
+    state = agent_at(ip)
     processes = state["processes"]
     return bool(state["in_sync"]) and len(processes) >= 2 and all(p["thresholds"] == thresholds for p in processes)
 

@@ -15,9 +15,8 @@ from typing import Any
 
 import pytest
 import yaml
-from podstate import DEFAULTS, agent, policy_status
+from podstate import DEFAULTS, EXAMPLES, agent, policy_status
 
-from conftest import EXAMPLES
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 from polling import wait_for

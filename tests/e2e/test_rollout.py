@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import urllib.request
 
-from podstate import DEFAULTS, agent, applied_annotation, policy_status, reports
+from podstate import DEFAULTS, EXAMPLES, agent, applied_annotation, policy_status, reports
 
-from conftest import EXAMPLES
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 from polling import wait_for

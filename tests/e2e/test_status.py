@@ -14,9 +14,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from podstate import faulty_pod, policy_status
+from podstate import EXAMPLES, faulty_pod, policy_status
 
-from conftest import EXAMPLES
 from gctuner_localcluster.cluster import REPO_ROOT, LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
 from polling import wait_for
