@@ -3,23 +3,38 @@
 ``python faulty_agent.py MODE`` serves on $POD_IP:5000; ``/`` is always 200
 (the pod is Ready), ``/tune_gc`` answers per MODE: ``hang`` (no answer for
 60 s), ``500`` (a server error).  For "connection refused", point the pod's
-``gctuner.dev/port`` annotation at a port nothing listens on.
+``gctuner.dev/port`` annotation at a port nothing listens on. ``/hanging``
+says how many /tune_gc requests are being held unanswered right now.
 """
 
 import http.server
+import json
 import os
 import sys
+import threading
 import time
 
 MODE = sys.argv[1]
+lock = threading.Lock()
+hanging = 0
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     def _answer(self) -> None:
+        global hanging
         if self.path == "/tune_gc" and MODE == "hang":
-            time.sleep(60)
+            with lock:
+                hanging += 1
+            try:
+                time.sleep(60)
+            finally:
+                with lock:
+                    hanging -= 1
         status = 500 if self.path == "/tune_gc" and MODE == "500" else 200
         body = b'{"message": "injected failure"}' if status == 500 else b"{}"
+        if self.path == "/hanging":
+            with lock:
+                body = json.dumps({"hanging": hanging}).encode()
         self.send_response(status)
         self.send_header("Content-Type", "application/json")
         self.send_header("Content-Length", str(len(body)))
