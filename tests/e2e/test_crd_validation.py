@@ -45,8 +45,8 @@ def test_valid_policy_shows_its_numbers_and_defaults(cluster: LocalCluster, name
     spec = "{thresholds: [50000, 20, 100], freeze: true}"
     cluster.kubectl("apply", "-n", namespace, "-f", "-", input=POLICY.format(name="web", spec=spec))
     table = cluster.kubectl("get", "gcpol", "-n", namespace).stdout.splitlines()
-    assert table[0].split() == ["NAME", "THRESHOLDS", "MATCHED", "APPLIED", "FAILED", "READY", "AGE"]
-    assert table[1].split()[:2] == ["web", "[50000,20,100]"]
+    assert table[0].split() == ["NAME", "MODE", "THRESHOLDS", "MATCHED", "APPLIED", "FAILED", "GC%", "READY", "AGE"]
+    assert table[1].split()[:3] == ["web", "Static", "[50000,20,100]"]
     stored = json.loads(cluster.kubectl("get", "gcpolicy", "web", "-n", namespace, "-o", "json").stdout)["spec"]
-    assert stored["priority"] == 0 and stored["allowDisable"] is False
+    assert stored["priority"] == 0 and stored["allowDisable"] is False and stored["mode"] == "Static"
     assert stored["endpoint"] == {"port": 5000, "path": "/tune_gc"}
