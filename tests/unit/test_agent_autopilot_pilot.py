@@ -145,3 +145,21 @@ def test_a_garbage_autopilot_file_is_ignored(pod: Pod) -> None:
     assert pod.state.read_autopilot() is None
     (pod.state.path / "autopilot.json").write_text(json.dumps({"x": "y" * 300_000}))
     assert pod.state.read_autopilot() is None
+
+
+def test_metrics_say_what_the_autopilot_aims_at_measured_and_chose(pod: Pod) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from gctuner.api.metrics import GCCollector
+
+    Publisher(pod.state).steer(GOAL, timeout=0)
+    pod.state.write_autopilot({"state": "Settling", "measured": {"gcTimePercent": 4.0},
+                               "choice": {"thresholds": [2800]}, "decisions": [{"changed": True}]})
+    registry = CollectorRegistry()
+    registry.register(GCCollector(Publisher(pod.state)))
+    text = generate_latest(registry).decode()
+    assert "gctuner_autopilot_goal_gc_time_ratio 0.02" in text
+    assert 'gctuner_autopilot_state{state="Settling"} 1.0' in text
+    assert "gctuner_autopilot_gc_time_ratio 0.04" in text
+    assert 'gctuner_autopilot_threshold{generation="0"} 2800.0' in text

@@ -68,6 +68,39 @@ class GCCollector(Collector):
         processes.add_metric(["total"], len(records))
         yield processes
         yield from _per_process(records)
+        if desired is not None and desired.goal is not None:
+            yield from _autopilot(desired.goal.gc_time_percent, self.publisher.state_dir.read_autopilot() or {})
+
+
+AUTOPILOT_STATES = ("WithinGoal", "Settling", "GoalUnreachable", "NoMemoryBudget", "CannotMeasure")
+
+
+def _autopilot(goal_percent: float, report: Mapping[str, Any]) -> Iterator[Metric]:
+    """What the pod's autopilot aims at, measured and chose (``mode: Auto`` only)."""
+    goal = GaugeMetricFamily("gctuner_autopilot_goal_gc_time_ratio", "The goal's share of wall time in the collector")
+    goal.add_metric([], goal_percent / 100)
+    yield goal
+    state = GaugeMetricFamily("gctuner_autopilot_state", "1 for the autopilot's current state", labels=["state"])
+    for name in AUTOPILOT_STATES:
+        state.add_metric([name], 1.0 if report.get("state") == name else 0.0)
+    yield state
+    measured = (report.get("measured") or {}).get("gcTimePercent")
+    if isinstance(measured, (int, float)):
+        share = GaugeMetricFamily("gctuner_autopilot_gc_time_ratio",
+                                  "Share of wall time in the collector in the last window (the worst process)")
+        share.add_metric([], measured / 100)
+        yield share
+    chosen = (report.get("choice") or {}).get("thresholds")
+    if isinstance(chosen, list):
+        threshold = GaugeMetricFamily("gctuner_autopilot_threshold", "Threshold the autopilot chose", labels=["generation"])
+        for index, value in enumerate(chosen):
+            if type(value) is int:
+                threshold.add_metric([str(index)], value)
+        yield threshold
+    decisions = report.get("decisions")
+    changes = GaugeMetricFamily("gctuner_autopilot_recent_changes", "Changes among the last decisions kept")
+    changes.add_metric([], sum(1 for d in decisions if isinstance(d, dict) and d.get("changed")) if isinstance(decisions, list) else 0)
+    yield changes
 
 
 def _per_process(records: list[dict[str, Any]]) -> Iterator[Metric]:
