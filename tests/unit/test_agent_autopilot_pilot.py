@@ -44,7 +44,8 @@ class Pod:
         self.reported = self.clock.now
 
     def pilot(self) -> Pilot:
-        return Pilot(self.state, GCRuntime(FakeGC((700, 10, 10))), clock=self.clock, wallclock=self.clock,
+        runtime = GCRuntime(FakeGC((700, 10, 10)), free_threaded=False)  # the flavour under test, on any build
+        return Pilot(self.state, runtime, clock=self.clock, wallclock=self.clock,
                      memory=lambda: MemoryReading(self.used, 1000 * MiB, "test"))
 
     def report(self, gc_percent: float) -> None:
