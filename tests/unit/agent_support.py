@@ -1,14 +1,13 @@
-"""Shared helpers for the agent's unit tests: a fake gc module, polling, and
-follower processes. Not a test module (no ``test_`` prefix)."""
+"""Shared helpers for the agent's unit tests: a fake gc module and follower
+processes (polling is ``polling.wait_for``). Not a test module (no ``test_`` prefix)."""
 
 from __future__ import annotations
 
 import json
 import subprocess
 import sys
-import time
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod.shared import SharedState
@@ -16,18 +15,6 @@ from gctuner.pod.statedir import StateDir
 from gctuner.testing import StandInGC as FakeGC
 
 FOLLOWER_SCRIPT = Path(__file__).with_name("agent_follower.py")
-
-
-def wait_until(condition: Callable[[], Any], timeout: float = 10.0, what: str = "") -> Any:
-    """Poll ``condition`` until it returns something truthy; fail after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = condition()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or condition}")
-        time.sleep(0.02)
 
 
 def stand_in_follower(state_dir: Path) -> SharedState:

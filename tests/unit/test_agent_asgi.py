@@ -20,6 +20,7 @@ from agent_support import stand_in_follower
 from gctuner.asgi import GCTunerMiddleware
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
+from polling import until
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -118,29 +119,22 @@ def test_a_refusal_reads_nothing(middleware: GCTunerMiddleware) -> None:
 
 
 def test_waiting_for_other_processes_never_blocks_the_loop(
-    middleware: GCTunerMiddleware, tmp_path: Path
+    middleware: GCTunerMiddleware, shared: SharedState, tmp_path: Path
 ) -> None:
     stale = StateDir(tmp_path / "state")  # a live process that never applies anything
     slot = stale.register()
     stale.write_record(slot, {"pid": os.getpid() + 1, "generation": 0})
-    ticks = 0
 
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    async def post_while_ticking() -> Exchange:
-        task = asyncio.ensure_future(ticker())
+    async def watch_the_post() -> tuple[bool, Exchange]:
         body = json.dumps({"thresholds": [1234]}).encode()
-        try:
-            return await request(middleware, "POST", "/tune_gc", [body], [AUTH, JSON])
-        finally:
-            task.cancel()
+        post = asyncio.ensure_future(request(middleware, "POST", "/tune_gc", [body], [AUTH, JSON]))
+        # This process applies at once, then the POST waits for the stale one: the loop
+        # polling here sees the first while the second is still going on.
+        await until(lambda: shared.runtime.thresholds()[0] == 1234, timeout=10, what="this process to apply")
+        return not post.done(), await post
 
-    answer = asyncio.run(post_while_ticking())
+    waiting, answer = asyncio.run(watch_the_post())
     stale.release(slot)
+    assert waiting, "the POST answered before the loop ran again: it blocked the loop while it waited"
     assert answer.status == 200
     assert json.loads(answer.body)["processes"] == {"applied": 1, "total": 2}
-    assert ticks >= 10  # the loop ran throughout the 0.5 s wait

@@ -8,12 +8,13 @@ import types
 from pathlib import Path
 
 import pytest
-from agent_support import FakeGC, Follower, wait_until
+from agent_support import FakeGC, Follower
 
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod import uwsgi
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
+from polling import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -30,7 +31,7 @@ def test_a_master_that_stepped_aside_is_not_counted_but_its_child_is(tmp_path: P
     try:
         parent, child = follower.pids
         state_dir = StateDir(tmp_path / "state")
-        wait_until(lambda: [r["pid"] for r in state_dir.records()] == [child], what="only the child")
+        wait_for(lambda: [r["pid"] for r in state_dir.records()] == [child], what="only the child")
     finally:
         follower.stop()
 

@@ -9,12 +9,13 @@ import threading
 from pathlib import Path
 
 import pytest
-from agent_support import FakeGC, Follower, wait_until
+from agent_support import FakeGC, Follower
 
 from gctuner.core.runtime import GCRuntime
 from gctuner.core.settings import Settings
 from gctuner.pod.shared import SharedState, wait_for_rollout
 from gctuner.pod.statedir import StateDir, StateDirError
+from polling import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -110,18 +111,18 @@ def test_start_applies_the_current_state(state_dir: StateDir, member: SharedStat
 def test_the_thread_follows_changes(state_dir: StateDir, member: SharedState) -> None:
     member.start()
     state_dir.publish(Settings((1234,), freeze=True), "t")
-    wait_until(lambda: member.status()["processes"][0]["generation"] == 1, what="generation 1")
+    wait_for(lambda: member.status()["processes"][0]["generation"] == 1, what="generation 1")
     assert member.runtime.thresholds() == (1234, 10, 10)
     assert member.status()["processes"][0]["frozen"] == 100
     state_dir.publish(None, "t")
-    wait_until(lambda: member.runtime.thresholds() == (700, 10, 10), what="restore")
-    wait_until(lambda: member.status()["in_sync"], what="in sync")
+    wait_for(lambda: member.runtime.thresholds() == (700, 10, 10), what="restore")
+    wait_for(lambda: member.status()["in_sync"], what="in sync")
 
 
 def test_drift_is_reported(member: SharedState) -> None:
     member.start()
     member.runtime._gc.set_threshold(999)  # the app changes its own thresholds
-    wait_until(lambda: member.status()["processes"][0]["thresholds"] == [999, 10, 10], what="drift")
+    wait_for(lambda: member.status()["processes"][0]["thresholds"] == [999, 10, 10], what="drift")
 
 
 def test_a_bad_desired_state_is_ignored_with_a_warning(
@@ -215,4 +216,4 @@ def test_a_forked_child_rejoins(state_dir: StateDir, member: SharedState) -> Non
         assert pids == {os.getpid(), *follower.pids}
     finally:
         follower.stop()
-    wait_until(lambda: len(state_dir.records()) == 1, what="the followers to leave")
+    wait_for(lambda: len(state_dir.records()) == 1, what="the followers to leave")
