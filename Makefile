@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries free-threaded wrk demo lint test unit e2e bench cluster cluster-down operator clean
+.PHONY: help venv binaries free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
 
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -26,6 +26,9 @@ binaries: venv  ## find or build kube-apiserver, etcd and kubectl (cached in ~/.
 free-threaded:  ## build a free-threaded CPython 3.13 for the agent's tests (once, ~3 min; cached in ~/.cache/gctuner)
 	@tests/build-free-threaded-python
 
+pythons:  ## fetch CPython 3.14 and 3.15 (Debian's binaries) for the agent's tests (~20 s once; cached in ~/.cache/gctuner)
+	@tests/fetch-debian-python
+
 demo: binaries  ## the whole thing on a local cluster: operator, pods, a GCPolicy (Ctrl-C stops)
 	@$(BIN)/python -m gctuner_localcluster.demo
 
@@ -34,7 +37,7 @@ lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (ma
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache --no-logo
 
-test: lint binaries free-threaded  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
+test: lint binaries free-threaded pythons  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
 	@$(BIN)/pytest
 
 unit: venv  ## only the fast tests
