@@ -10,10 +10,12 @@ standard library fails there instead of being satisfied by the dev extra.
 Where interpreters are looked for, in order: ``$GCTUNER_TEST_PYTHONS`` (paths
 separated by ``:``), pyenv's versions (``$PYENV_ROOT`` or ``~/.pyenv``), our
 own builds (``tests/build-free-threaded-python`` makes a free-threaded 3.13,
-which pyenv cannot download here), and the interpreter running the tests.
-Builds and virtualenvs are cached in ``$GCTUNER_CACHE`` (default
-``~/.cache/gctuner``) under ``pythons/build/`` and ``pythons/<version>/``; a
-virtualenv is rebuilt when the requirements below change.
+which pyenv cannot download here), Debian's newest (``tests/fetch-debian-python``
+fetches sid's 3.14 and 3.15 binaries with their glibc), and the interpreter
+running the tests. Builds, Debian's and virtualenvs are cached in
+``$GCTUNER_CACHE`` (default ``~/.cache/gctuner``) under ``pythons/build/``,
+``pythons/debian/`` and ``pythons/<version>/``; a virtualenv is rebuilt when
+the requirements below or its interpreter change.
 """
 
 from __future__ import annotations
@@ -88,8 +90,13 @@ def candidates() -> list[Path]:
         if match and int(match.group(1)) >= OLDEST[1] and (folder / "bin" / "python3").exists():
             found.append(folder / "bin" / "python3")
     built = sorted((cache() / "build").glob("*/bin/python3"))
+    # pythons/debian/3.15/usr/bin/python3.15; the stamp is written once it has run.
+    debian = [
+        stamp.parent / "usr" / "bin" / f"python{stamp.parent.name}"
+        for stamp in sorted((cache() / "debian").glob("*/.gctuner-packages"))
+    ]
     running = Path(sys.base_prefix) / "bin" / f"python{sys.version_info[0]}.{sys.version_info[1]}"
-    return [*explicit, *found, *built, running]
+    return [*explicit, *found, *built, *debian, running]
 
 
 def discover() -> list[Interpreter]:
@@ -112,22 +119,41 @@ def ensure_venv(interpreter: Interpreter, timeout: float = 300) -> Path:
 
     A lock file serialises concurrent test runs; the stamp records what was
     installed, so a changed requirement or interpreter rebuilds the virtualenv.
+    An interpreter that brings its own pip wheel (Debian's, in
+    ``usr/share/python-wheels``) gets pip from it: Debian's ensurepip looks for
+    the wheel in the machine's ``/usr/share/python-wheels``, whose pip may be
+    too old for it or missing.
     """
     home = cache() / interpreter.name
     python = home / "bin" / "python"
     stamp = home / ".gctuner-stamp"
     install = ["-m", "pip", "install", "--quiet", "--disable-pip-version-check", "--prefer-binary"]
-    wanted = json.dumps({"python": str(interpreter.executable), "install": [*install, *REQUIREMENTS]})
+    wheel = own_pip_wheel(interpreter)
+    recipe = {"python": str(interpreter.executable), "install": [*install, *REQUIREMENTS]}
+    wanted = json.dumps({**recipe, "pip": str(wheel)} if wheel else recipe)
     home.parent.mkdir(parents=True, exist_ok=True)
     with open(home.parent / f"{interpreter.name}.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if stamp.exists() and stamp.read_text() == wanted:
             return python
         shutil.rmtree(home, ignore_errors=True)
-        _run([str(interpreter.executable), "-m", "venv", str(home)], 120)
+        if wheel is None:
+            _run([str(interpreter.executable), "-m", "venv", str(home)], 120)
+        else:
+            _run([str(interpreter.executable), "-m", "venv", "--without-pip", str(home)], 120)
+            # A wheel runs as a zip application: pip installs itself from its own wheel.
+            bootstrap = [str(python), f"{wheel}/pip", "install", "--quiet", "--no-index"]
+            _run([*bootstrap, "--disable-pip-version-check", str(wheel)], 120)
         _run([str(python), *install, *REQUIREMENTS], timeout)
         stamp.write_text(wanted)
     return python
+
+
+def own_pip_wheel(interpreter: Interpreter) -> Path | None:
+    """The newest pip wheel shipped beside ``interpreter`` (``<prefix>/usr/bin/python3.15``
+    next to ``<prefix>/usr/share/python-wheels/pip-*.whl``), if any."""
+    wheels = sorted((interpreter.executable.parent.parent / "share" / "python-wheels").glob("pip-*.whl"))
+    return wheels[-1] if wheels else None
 
 
 def _run(command: list[str], timeout: float) -> None:
