@@ -87,7 +87,8 @@ class Publisher:
         current = self.desired()
         if current is not None and current.goal == goal:
             return self._wait(current.generation, timeout)
-        start = current.settings if current is not None and current.goal is not None else None
+        # Start where the pod is (a freeze is an action, not repeated), not back at the defaults.
+        start = Settings(current.settings.thresholds) if current is not None and current.settings else None
         desired = self.state_dir.publish(start, iso_time(self._wallclock()), goal=goal)
         assert desired is not None
         return self._wait(desired.generation, timeout)
