@@ -3,9 +3,11 @@
 Each interpreter runs ``tests/unit/test_agent_*.py`` in a subprocess, from its
 own virtualenv (see :mod:`interpreters`), with the project's pytest settings
 (warnings are errors, every test has a timeout) but without the suite's
-``conftest.py``, which needs the local cluster's tools (3.11+). A test file
-that imports something the small virtualenv lacks (say, a framework only the
-dev extra installs) is left out on every interpreter, and the output says so.
+``conftest.py``, which needs the local cluster's tools (3.11+). Every test
+file runs on every interpreter: one that an interpreter cannot import (a
+module its small virtualenv lacks, syntax or a standard-library name it does
+not have, an ``importorskip`` that skips it whole) fails that interpreter's
+run, naming the file and the import error, and the other files still run.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from __future__ import annotations
 import ast
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -55,19 +58,51 @@ def test_agent_unit_tests_pass(
 ) -> None:
     python = ensure_venv(interpreter)
     files = sorted(UNIT.glob("test_agent_*.py"))
+    assert files, f"no tests/unit/test_agent_*.py in {UNIT}"
     needs = {path: third_party_imports(path) for path in files}
     present = importable(python, set().union(*needs.values()))
-    selected = [path for path in files if needs[path] <= present]
-    left_out = {path.name: sorted(needs[path] - present) for path in files if path not in selected}
-    assert selected, f"no agent test runs with only {sorted(present)}: {left_out}"
+    missing = {path.name: sorted(needs[path] - present) for path in files if needs[path] - present}
 
-    returncode, output = run_pytest(python, selected, tmp_path)
+    returncode, output = run_pytest(python, files, tmp_path)
 
     summary = output.strip().splitlines()[-1].strip("= ") if output.strip() else "no output"
+    unimportable = import_failures(output)
+    if missing or unimportable:
+        lines = [f"  {name}: {why}" for name, why in sorted(unimportable.items())]
+        lines += [
+            f"  {name}: its virtualenv lacks {', '.join(modules)} (add to interpreters.REQUIREMENTS)"
+            for name, modules in sorted(missing.items())
+            if name not in unimportable
+        ]
+        raise AssertionError(
+            f"CPython {interpreter.name} cannot import {len(lines)} test file(s):\n"
+            + "\n".join(lines) + f"\n{summary}\n{output}"
+        )  # fmt: skip
     assert returncode == 0, f"CPython {interpreter.name}: {summary}\n{output}"
     with capsys.disabled():
-        note = f"; left out (missing modules): {left_out}" if left_out else ""
-        print(f"\nCPython {interpreter.name}: {len(selected)} files, {summary}{note}", end=" ")
+        print(f"\nCPython {interpreter.name}: {len(files)} files, {summary}", end=" ")
+
+
+_COLLECTION_ERROR = re.compile(r"^ERROR (?:\S*/)?(test_agent_\w+\.py)\b", re.MULTILINE)
+_COLLECTION_REPORT = re.compile(
+    r"^_+ ERROR collecting (?:\S*/)?(test_agent_\w+\.py) _+$(.*?)(?=^_{3,} |^={3,} |\Z)",
+    re.MULTILINE | re.DOTALL,
+)
+_MODULE_SKIP = re.compile(
+    r"^SKIPPED \[\d+\] (?:\S*/)?(test_agent_\w+\.py)(?::\d+)?: (could not import .*)$", re.MULTILINE
+)
+
+
+def import_failures(output: str) -> dict[str, str]:
+    """Test files pytest could not import (collection errors: ``-rE`` names them,
+    the last ``E`` line of their report says why) or skipped whole for a failed
+    import (``importorskip``, from ``-rs``)."""
+    found = {name: "error while collecting" for name in _COLLECTION_ERROR.findall(output)}
+    for name, report in _COLLECTION_REPORT.findall(output):
+        errors = [line[1:].strip() for line in report.splitlines() if line.startswith("E ")]
+        found[name] = errors[-1] if errors else "error while collecting"
+    found.update((name, f"skipped: {why}") for name, why in _MODULE_SKIP.findall(output))
+    return found
 
 
 def third_party_imports(path: Path) -> set[str]:
@@ -116,7 +151,7 @@ def run_pytest(python: Path, files: list[Path], cwd: Path) -> tuple[int, str]:
     command = [
         str(python), "-m", "pytest", "-q", "-c", os.devnull, "--rootdir", str(UNIT),
         "--noconftest", "-p", "no:cacheprovider", "-W", "error", "-o", "timeout=300",
-        *map(str, files),
+        "--continue-on-collection-errors", "-rfEs", *map(str, files),
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT / "sidecar"), str(ROOT / "tests")])}  # tests/: polling
     process = subprocess.Popen(
