@@ -1,4 +1,4 @@
-"""The API server itself refuses a bad GCPolicy at `kubectl apply`, readably."""
+"""The API server itself refuses a bad GCPolicy (Static or Auto) at `kubectl apply`, readably."""
 
 from __future__ import annotations
 
@@ -25,6 +25,20 @@ REFUSED = [
     ("port", "{thresholds: [700], endpoint: {port: 70000}}", "less than or equal to 65535"),
     ("path", "{thresholds: [700], endpoint: {path: tune_gc}}", "must start with '/'"),
     ("operator", "{thresholds: [700], selector: {matchExpressions: [{key: app, operator: In}]}}", "need a non-empty values list"),
+    # mode: Auto, a goal and no numbers
+    ("auto-with-thresholds", "{mode: Auto, thresholds: [700], goal: {gcTimePercent: 2}}", "mode: Auto takes a goal and no thresholds"),
+    ("auto-without-goal", "{mode: Auto}", "mode: Auto takes a goal and no thresholds"),
+    ("static-with-goal", "{thresholds: [700], goal: {gcTimePercent: 2}}", "mode: Static (the default) needs thresholds and takes no goal"),
+    ("nothing", "{}", "mode: Static (the default) needs thresholds"),
+    ("mode", "{mode: Fast, thresholds: [700]}", 'supported values: "Static", "Auto"'),
+    ("gc-time", "{mode: Auto, goal: {gcTimePercent: 80}}", "should be less than or equal to 50"),
+    ("no-gc-time", "{mode: Auto, goal: {memoryPercent: 80}}", "gcTimePercent: Required value"),
+    ("both-budgets", "{mode: Auto, goal: {gcTimePercent: 2, memoryPercent: 80, memoryBytes: 1073741824}}", "not both"),
+    ("memory-percent", "{mode: Auto, goal: {gcTimePercent: 2, memoryPercent: 120}}", "should be less than or equal to 100"),
+    ("pause", "{mode: Auto, goal: {gcTimePercent: 2, maxPauseMillis: 0}}", "should be greater than or equal to 1"),
+    ("bounds", "{mode: Auto, goal: {gcTimePercent: 2, minThreshold0: 9000, maxThreshold0: 1000}}", "must not be above"),
+    ("zero-floor", "{mode: Auto, goal: {gcTimePercent: 2, minThreshold0: 0}}", "should be greater than or equal to 100"),
+    ("freeze", "{mode: Auto, freeze: true, goal: {gcTimePercent: 2}}", "mode: Auto decides when to freeze"),
 ]
 
 
@@ -50,3 +64,20 @@ def test_valid_policy_shows_its_numbers_and_defaults(cluster: LocalCluster, name
     stored = json.loads(cluster.kubectl("get", "gcpolicy", "web", "-n", namespace, "-o", "json").stdout)["spec"]
     assert stored["priority"] == 0 and stored["allowDisable"] is False and stored["mode"] == "Static"
     assert stored["endpoint"] == {"port": 5000, "path": "/tune_gc"}
+
+
+def test_an_auto_policy_is_stored_with_its_goal(cluster: LocalCluster, namespace: str) -> None:
+    spec = "{mode: Auto, goal: {gcTimePercent: 2, maxPauseMillis: 50, memoryPercent: 80}}"
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=POLICY.format(name="auto", spec=spec))
+    stored = json.loads(cluster.kubectl("get", "gcpolicy", "auto", "-n", namespace, "-o", "json").stdout)["spec"]
+    assert stored["goal"] == {"gcTimePercent": 2, "maxPauseMillis": 50, "memoryPercent": 80}
+    assert "thresholds" not in stored
+    row = cluster.kubectl("get", "gcpol", "auto", "-n", namespace, "--no-headers").stdout.split()
+    assert row[:2] == ["auto", "Auto"] and len(row) == 3, "no thresholds, no counts, no GC% yet: only the age"
+
+
+def test_a_static_policy_of_the_first_release_keeps_working(cluster: LocalCluster, namespace: str) -> None:
+    """No migration: a policy written before Auto existed (no mode) is Static."""
+    cluster.kubectl("apply", "-n", namespace, "-f", "-", input=POLICY.format(name="old", spec="{thresholds: [50000, 20, 100]}"))
+    stored = json.loads(cluster.kubectl("get", "gcpolicy", "old", "-n", namespace, "-o", "json").stdout)["spec"]
+    assert stored["mode"] == "Static" and stored["thresholds"] == [50000, 20, 100]
