@@ -12,6 +12,7 @@ from agent_support import FakeGC
 
 from gctuner.core.runtime import (
     FREE_THREADED,
+    FREE_THREADED_RSS_GATED,
     GENERATIONAL,
     INCREMENTAL,
     GCRuntime,
@@ -33,8 +34,9 @@ pytestmark = pytest.mark.timeout(60)
         ((3, 14, 0), False, INCREMENTAL),
         ((3, 14, 4), False, INCREMENTAL),
         ((3, 14, 5), False, GENERATIONAL),
-        ((3, 14, 2), True, FREE_THREADED),
+        ((3, 14, 2), True, FREE_THREADED_RSS_GATED),
         ((3, 15, 0), False, GENERATIONAL),
+        ((3, 15, 2), True, FREE_THREADED_RSS_GATED),
     ],
 )
 def test_flavour(version: tuple[int, int, int], free_threaded: bool, flavour: object) -> None:
@@ -42,7 +44,10 @@ def test_flavour(version: tuple[int, int, int], free_threaded: bool, flavour: ob
 
 
 def test_flavour_says_which_thresholds_count() -> None:
-    assert FREE_THREADED.to_json()["honoured"] == [True, False, False]
+    # free-threaded: threshold1 counts only as the switch of heap scaling (0 = off)
+    assert FREE_THREADED.to_json()["honoured"] == [True, True, False]
+    assert FREE_THREADED.heap_scaled and not FREE_THREADED.rss_gated
+    assert FREE_THREADED_RSS_GATED.rss_gated and "RSS has not grown 10 %" in FREE_THREADED_RSS_GATED.note
     assert INCREMENTAL.to_json()["honoured"] == [True, True, False]
     assert GENERATIONAL.to_json()["name"] == "generational"
 

@@ -28,7 +28,7 @@ from typing import Any
 from gctuner.autopilot.goal import Goal
 from gctuner.autopilot.memory import MemoryReading
 from gctuner.autopilot.telemetry import Observation
-from gctuner.core.runtime import FREE_THREADED, INCREMENTAL, Flavour
+from gctuner.core.runtime import INCREMENTAL, Flavour
 
 NEAR_BUDGET = 0.95
 """Lower threshold0 and collect when the memory used reaches this share of the budget."""
@@ -184,13 +184,13 @@ def decide(
 def _pressure(flavour: Flavour, threshold0: int, current: Choice) -> Choice:
     """Under memory pressure a free-threaded build must not scale threshold0
     up with the heap (threshold1 = 0 switches that off), or lowering it does nothing."""
-    thresholds = (threshold0, 0) if flavour is FREE_THREADED else (threshold0,)
+    thresholds = (threshold0, 0) if flavour.heap_scaled else (threshold0,)
     return Choice(thresholds, current.frozen)
 
 
 def _relaxed(flavour: Flavour, threshold0: int, defaults: tuple[int, ...], current: Choice) -> Choice:
     """Without pressure, a free-threaded build scales with the heap again (its own threshold1)."""
-    thresholds = (threshold0, defaults[1]) if flavour is FREE_THREADED and len(defaults) > 1 else (threshold0,)
+    thresholds = (threshold0, defaults[1]) if flavour.heap_scaled and len(defaults) > 1 else (threshold0,)
     return Choice(thresholds, current.frozen)
 
 
@@ -199,7 +199,9 @@ def _keep_freeze(choice: Choice, current: Choice) -> Choice:
 
 
 def _flavour_note(flavour: Flavour) -> str:
-    if flavour is FREE_THREADED:
+    if flavour.rss_gated:
+        return " (heap scaling off, so threshold0 binds; collecting explicitly, as the RSS gate may skip due collections)"
+    if flavour.heap_scaled:
         return " (heap scaling off, so threshold0 binds)"
     if flavour is INCREMENTAL:
         return " (incremental collector: threshold1, the old generation's scan rate, is left as it is)"

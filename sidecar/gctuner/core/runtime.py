@@ -35,6 +35,11 @@ class Flavour:
     name: str
     honoured: tuple[bool, bool, bool]
     note: str
+    heap_scaled: bool = False
+    """threshold0 is scaled up with the live heap unless threshold1 is 0."""
+
+    rss_gated: bool = False
+    """A due collection is skipped while the process's RSS has not grown 10 %."""
 
     def to_json(self) -> dict[str, Any]:
         return {"name": self.name, "honoured": list(self.honoured), "note": self.note}
@@ -53,16 +58,27 @@ INCREMENTAL = Flavour(
 )
 FREE_THREADED = Flavour(
     "free-threaded",
-    (True, False, False),
-    "free-threaded build, one non-generational collector: only threshold0 is "
-    "used, and it is scaled up with the heap size",
+    (True, True, False),
+    "free-threaded build, one non-generational collector: threshold0 is scaled "
+    "up with the live heap, threshold1 = 0 switches that scaling off, threshold2 "
+    "is ignored",
+    heap_scaled=True,
 )
+FREE_THREADED_RSS_GATED = dataclasses.replace(
+    FREE_THREADED,
+    note=FREE_THREADED.note + "; a due collection is skipped while the process's "
+    "RSS has not grown 10 % since the last one",
+    rss_gated=True,
+)
+FREE_THREADED_RSS_GATE_SINCE = (3, 14)
+"""Free-threaded releases that gate collections on RSS growth."""
 
 
 def detect_flavour(version_info: Sequence[Any], free_threaded: bool) -> Flavour:
     """The collector of an interpreter of this version and build."""
     if free_threaded:
-        return FREE_THREADED
+        gated = tuple(version_info[:2]) >= FREE_THREADED_RSS_GATE_SINCE
+        return FREE_THREADED_RSS_GATED if gated else FREE_THREADED
     first, after_last = INCREMENTAL_RELEASES
     if first <= tuple(version_info[:3]) < after_last:
         return INCREMENTAL
