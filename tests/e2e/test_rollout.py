@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import urllib.request
 
 from podstate import DEFAULTS, EXAMPLES, agent, applied_annotation, policy_status, reports
@@ -33,8 +34,12 @@ def test_pod_created_after_the_policy_gets_its_settings(cluster: LocalCluster, o
     assert annotation["policy"] == "web" and annotation["settings"]["thresholds"] == [50000, 20, 100]
     assert applied_annotation(cluster, namespace, "web-3") is None
 
-    table = cluster.kubectl("get", "gcpol", "-n", namespace).stdout.splitlines()[1].split()
-    assert table[:6] == ["web", "[50000,20,100]", "2", "2", "0", "True"]
+    header, row = cluster.kubectl("get", "gcpol", "-n", namespace).stdout.splitlines()[:2]
+    starts = [m.start() for m in re.finditer(r"\S+", header)]  # aligned columns; an empty cell is blank
+    cells = {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, [*starts[1:], None])}
+    shown = {name: cells.get(name) for name in ("NAME", "MODE", "THRESHOLDS", "MATCHED", "APPLIED", "FAILED", "READY")}
+    assert shown == {"NAME": "web", "MODE": "Static", "THRESHOLDS": "[50000,20,100]",
+                     "MATCHED": "2", "APPLIED": "2", "FAILED": "0", "READY": "True"}, cells
 
     with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
         metrics = response.read().decode()
