@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
+.PHONY: help venv binaries node-binaries node-packages node-images node-test free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
 
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -37,7 +37,7 @@ lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (ma
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache --no-logo
 
-test: lint binaries free-threaded pythons  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
+test: lint binaries free-threaded pythons prometheus  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
 	@$(BIN)/pytest
 
 unit: venv  ## only the fast tests
@@ -46,9 +46,26 @@ unit: venv  ## only the fast tests
 e2e: binaries  ## only the end-to-end tests
 	@$(BIN)/pytest tests/e2e
 
+NODE_PACKAGES := containerd runc containernetworking-plugins buildah debootstrap
+node-packages:  ## install the real node's Debian packages (containerd, runc, CNI plugins, buildah, debootstrap; as root)
+	@missing=$$(for p in $(NODE_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+		[ "$$(id -u)" = 0 ] || { echo "the real node needs root to install: sudo apt-get install -y $$missing" >&2; exit 1; }; \
+		echo "==> installing $$missing (Debian's packages)"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
 wrk:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench needs wrk: run 'sudo apt-get install -y wrk'" >&2; exit 1; }
+
+# Debian's Prometheus server and promtool: the e2e tests scrape the local cluster
+# with it and `promtool test rules` checks deploy/monitoring/. Installed as root
+# (the service the package ships is not started here: the tests start their own).
+prometheus:  ## Debian's prometheus and promtool, for the monitoring tests (root installs them)
+	@{ command -v prometheus && command -v promtool; } >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get -o DPkg::Lock::Timeout=600 update -qq \
+		&& DEBIAN_FRONTEND=noninteractive RUNLEVEL=1 apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends prometheus >/dev/null; } \
+		|| { echo "make test needs prometheus and promtool: run 'sudo apt-get install -y --no-install-recommends prometheus'" >&2; exit 1; }
 
 bench: binaries wrk  ## the benchmarks (BENCH="name ..." for some); tables in bench/results/
 	@timeout --kill-after=60 3600 $(BIN)/python -m bench $(BENCH)
