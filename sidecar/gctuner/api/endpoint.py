@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gctuner.autopilot.goal import Goal, parse_goal
+from gctuner.core.applied_by import AppliedBy, split_applied_by
 from gctuner.core.auth import TokenCheck
 from gctuner.core.config import Config
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
@@ -157,15 +158,16 @@ class TuneEndpoint:
                 400, {"message": f"the body is not valid JSON ({error}); send {_EXAMPLE}"}
             )
         try:
+            payload, applied_by = split_applied_by(payload)  # who asks: kept and reported, not applied
             if isinstance(payload, dict) and "goal" in payload:
-                return self._steer(parse_request_goal(payload))
+                return self._steer(parse_request_goal(payload), applied_by)
             settings = parse_settings(payload)
         except InvalidSettings as error:
             return json_response(400, {"message": str(error)})
-        return self._changed(settings, "updated")
+        return self._changed(settings, "updated", applied_by)
 
-    def _steer(self, goal: Goal) -> Response:
-        rollout = self.shared.steer(goal, self.config.apply_timeout)
+    def _steer(self, goal: Goal, applied_by: AppliedBy | None = None) -> Response:
+        rollout = self.shared.steer(goal, self.config.apply_timeout, applied_by=applied_by)
         data: dict[str, Any] = {
             "message": "Autopilot on: every process steers towards the goal.",
             "goal": goal.to_json(),
@@ -175,8 +177,10 @@ class TuneEndpoint:
         }
         return json_response(200, data)
 
-    def _changed(self, settings: Settings | None, what: str) -> Response:
-        rollout = self.shared.publish(settings, self.config.apply_timeout)
+    def _changed(
+        self, settings: Settings | None, what: str, applied_by: AppliedBy | None = None
+    ) -> Response:
+        rollout = self.shared.publish(settings, self.config.apply_timeout, applied_by=applied_by)
         data: dict[str, Any] = {
             "message": f"Garbage collection thresholds {what}.",
             "new_thresholds": self.shared.thresholds(rollout),

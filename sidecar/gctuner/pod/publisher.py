@@ -14,6 +14,7 @@ from datetime import datetime, timezone
 from typing import Any, Callable
 
 from gctuner.autopilot.goal import Goal
+from gctuner.core.applied_by import AppliedBy
 from gctuner.core.pauses import summarize
 from gctuner.core.settings import Settings
 from gctuner.pod.statedir import Desired, StateDir
@@ -70,14 +71,16 @@ class Publisher:
         self._wallclock = wallclock
         self._sleep = sleep
 
-    def publish(self, settings: Settings | None, timeout: float) -> Rollout:
+    def publish(
+        self, settings: Settings | None, timeout: float, *, applied_by: AppliedBy | None = None
+    ) -> Rollout:
         """Ask every process to apply ``settings`` (None: restore defaults);
-        this ends any autopilot goal."""
-        desired = self.state_dir.publish(settings, iso_time(self._wallclock()))
+        this ends any autopilot goal. ``applied_by``: who asks (kept and reported)."""
+        desired = self.state_dir.publish(settings, iso_time(self._wallclock()), applied_by=applied_by)
         assert desired is not None  # no `expect`: always published
         return self._wait(desired.generation, timeout)
 
-    def steer(self, goal: Goal, timeout: float) -> Rollout:
+    def steer(self, goal: Goal, timeout: float, *, applied_by: AppliedBy | None = None) -> Rollout:
         """Hand the pod to the autopilot with ``goal``.
 
         The same goal again (the operator verifying, or re-pushing after a
@@ -89,7 +92,9 @@ class Publisher:
             return self._wait(current.generation, timeout)
         # Start where the pod is (a freeze is an action, not repeated), not back at the defaults.
         start = Settings(current.settings.thresholds) if current is not None and current.settings else None
-        desired = self.state_dir.publish(start, iso_time(self._wallclock()), goal=goal)
+        desired = self.state_dir.publish(
+            start, iso_time(self._wallclock()), goal=goal, applied_by=applied_by
+        )
         assert desired is not None
         return self._wait(desired.generation, timeout)
 
@@ -134,6 +139,8 @@ class Publisher:
             "processes": [process_view(record) for record in records],
             "in_sync": all(record_generation(record) == generation for record in records),
         }
+        if desired is not None and desired.applied_by is not None:
+            view["applied_by"] = desired.applied_by.to_json()
         if desired is not None and desired.goal is not None:
             view["goal"] = desired.goal.to_json()
             view["autopilot"] = self.state_dir.read_autopilot()

@@ -3,7 +3,8 @@
 Layout of a state directory::
 
     desired.json      {"generation": N, "settings": {...} | null, "time": "...",
-                       "goal": {...} | null, "collect": bool, "pilot": bool}
+                       "goal": {...} | null, "collect": bool, "pilot": bool,
+                       "applied_by": {"policy", "generation", "time"}}  (the last two: when set)
     lock              flock'ed while a writer reads, increments and writes desired.json
     pilot.lock        flock'ed by the process elected to steer towards a goal
     autopilot.json    what that process measured, chose and why
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 from gctuner.autopilot.goal import Goal, parse_goal
+from gctuner.core.applied_by import AppliedBy, parse_applied_by
 from gctuner.core.settings import Settings, parse_settings
 
 DESIRED = "desired.json"
@@ -82,11 +84,16 @@ class Desired:
     pilot: bool = False
     """Published by the autopilot (not by a client): a client's goal still stands."""
 
+    applied_by: AppliedBy | None = None
+    """Which policy and generation asked for this (the operator's push), and when."""
+
     def to_json(self) -> dict[str, Any]:
         settings = None if self.settings is None else self.settings.to_json()
         data: dict[str, Any] = {"generation": self.generation, "settings": settings, "time": self.time}
         if self.goal is not None:  # only what an Auto policy adds: a Static pod's file stays as it was
             data.update(goal=self.goal.to_json(), collect=self.collect, pilot=self.pilot)
+        if self.applied_by is not None:
+            data["applied_by"] = self.applied_by.to_json()
         return data
 
     @classmethod
@@ -98,6 +105,10 @@ class Desired:
         settings = data.get("settings")
         time = data.get("time")
         goal = data.get("goal")
+        try:
+            applied_by = None if data.get("applied_by") is None else parse_applied_by(data["applied_by"])
+        except ValueError:  # informational: a bad record is dropped, the settings still count
+            applied_by = None
         return cls(
             generation,
             None if settings is None else parse_settings(settings),
@@ -105,6 +116,7 @@ class Desired:
             None if goal is None else parse_goal(goal),
             data.get("collect") is True,
             data.get("pilot") is True,
+            applied_by,
         )
 
 
@@ -176,12 +188,14 @@ class StateDir:
         collect: bool = False,
         pilot: bool = False,
         expect: int | None = None,
+        applied_by: AppliedBy | None = None,
     ) -> Desired | None:
         """Write the next generation; the lock orders concurrent writers.
 
         ``expect``: publish only if the current generation is still this one,
         else return None; the autopilot decides on what it read and must not
-        overwrite a client's change made meanwhile.
+        overwrite a client's change made meanwhile. ``applied_by``: who asks,
+        stamped with ``time``; the autopilot's own steps keep the client's.
         """
         self.ensure()
         fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
@@ -194,7 +208,11 @@ class StateDir:
             if expect is not None and (0 if current is None else current.generation) != expect:
                 return None
             generation = 1 if current is None else current.generation + 1
-            desired = Desired(generation, settings, time, goal, collect, pilot)
+            if pilot:
+                applied_by = None if current is None else current.applied_by
+            elif applied_by is not None:
+                applied_by = dataclasses.replace(applied_by, time=time)
+            desired = Desired(generation, settings, time, goal, collect, pilot, applied_by)
             _write_json(self.path / DESIRED, desired.to_json())
             return desired
         finally:
