@@ -14,6 +14,7 @@ from typing import Any
 
 import aiohttp
 
+from gctuner.autopilot.goal import Goal
 from gctuner.core.settings import Settings
 from gctuner.policy import Endpoint
 
@@ -37,6 +38,10 @@ class AgentClient:
         """POST the settings; succeed only when every process of the pod applied them."""
         answer = await self._call("POST", ip, endpoint, token, settings.to_json())
         return _all_processes(answer)
+
+    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None) -> dict[str, Any]:
+        """POST ``{"goal": ...}``: the pod's autopilot steers to it; succeed only when every process follows."""
+        return _all_processes(await self._call("POST", ip, endpoint, token, {"goal": goal.to_json()}))
 
     async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
         """DELETE: every process back to its own startup defaults."""

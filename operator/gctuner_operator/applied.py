@@ -14,11 +14,11 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from gctuner.core.settings import Settings
+from gctuner.autopilot.goal import Goal
 from gctuner.policy import Key, PodView, PolicyView
 
 from .protocols import KubeApi
-from .status import now_rfc3339
+from .status import Wanted, now_rfc3339
 
 
 class AppliedAnnotations:
@@ -29,11 +29,11 @@ class AppliedAnnotations:
         self._written: dict[Key, Mapping[str, Any] | None] = {}  # ours: fresher than the pod index's copy
 
     @staticmethod
-    def says_differs(pod: PodView, want: Settings | None) -> bool:
+    def says_differs(pod: PodView, want: Wanted) -> bool:
         """The annotation already tells that the pod runs something else: no need to read it first."""
         if pod.applied is None or want is None:
             return not (pod.applied is None and want is None)
-        return pod.applied.get("settings") != want.to_json()
+        return pod.applied.get("goal" if isinstance(want, Goal) else "settings") != want.to_json()
 
     async def record(self, pod: PodView, policy: PolicyView | None) -> None:
         wanted = applied_record(policy)
@@ -50,10 +50,11 @@ class AppliedAnnotations:
 
 
 def applied_record(policy: PolicyView | None) -> dict[str, Any] | None:
-    """The annotation's value: which policy, generation and settings."""
-    if policy is None or policy.settings is None:
+    """The annotation's value: which policy, generation and settings (or goal, in Auto)."""
+    if policy is None or policy.wanted is None:
         return None
-    return {"policy": policy.name, "generation": policy.generation, "settings": policy.settings.to_json(),
+    what = "goal" if policy.goal is not None else "settings"
+    return {"policy": policy.name, "generation": policy.generation, what: policy.wanted.to_json(),
             "time": now_rfc3339()}  # fmt: skip
 
 
@@ -61,4 +62,4 @@ def same_record(current: Mapping[str, Any] | None, wanted: Mapping[str, Any] | N
     """Equal but for the time: a re-verified pod is not re-annotated."""
     if current is None or wanted is None:
         return current is wanted
-    return all(current.get(k) == wanted[k] for k in ("policy", "generation", "settings"))
+    return all(current.get(k) == wanted.get(k) for k in ("policy", "generation", "settings", "goal"))

@@ -38,6 +38,15 @@ class OperatorConfig:
     retry_max: float = 60.0
     """Upper bound of every retry delay, and the delay of a push the agent refused (4xx)."""
 
+    telemetry_interval: float = 60.0
+    """Seconds between reads of every governed pod's measurements (GC time,
+    pauses, what its autopilot chose) for ``status.telemetry``, the
+    recommendation and GoalMet; a live check of a pod meanwhile counts as one."""
+
+    telemetry_parallel: int = 8
+    """Pods read for telemetry at the same time, on connections of their own:
+    telemetry never takes a push's place."""
+
     status_interval: float = 0.5
     """Status is written at most this often per policy: once per rollout, not per pod."""
 
@@ -53,7 +62,8 @@ class OperatorConfig:
     Also read from the file that ``GCTUNER_TOKEN_FILE`` names."""
 
     def __post_init__(self) -> None:
-        for name in ("verify_interval", "push_timeout", "retry_base", "retry_max", "status_interval", "max_parallel"):
+        for name in ("verify_interval", "push_timeout", "retry_base", "retry_max", "status_interval", "max_parallel",
+                     "telemetry_interval", "telemetry_parallel"):
             if not getattr(self, name) > 0:
                 raise ConfigError(f"{ENVIRONMENT[name]} must be greater than 0, got {getattr(self, name)!r}")
         if self.release_timeout < 0:
@@ -101,6 +111,8 @@ ENVIRONMENT = {
     "max_parallel": "GCTUNER_MAX_PARALLEL",
     "retry_base": "GCTUNER_RETRY_BASE",
     "retry_max": "GCTUNER_RETRY_MAX",
+    "telemetry_interval": "GCTUNER_TELEMETRY_INTERVAL",
+    "telemetry_parallel": "GCTUNER_TELEMETRY_PARALLEL",
     "status_interval": "GCTUNER_STATUS_INTERVAL",
     "release_timeout": "GCTUNER_RELEASE_TIMEOUT",
     "metrics_address": "GCTUNER_METRICS_ADDRESS",

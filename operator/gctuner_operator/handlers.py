@@ -46,6 +46,7 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
         policies=kwargs["gcpolicies"],  # kopf passes each index by its function's name
         pods={},
         agent=AgentClient(config.push_timeout, config.max_parallel),
+        telemetry_agent=AgentClient(config.push_timeout, config.telemetry_parallel),
         kube=Kube(await connect()),
         config=config,
         metrics=metrics,

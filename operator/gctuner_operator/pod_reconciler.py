@@ -1,4 +1,4 @@
-"""Converge one opted-in pod on its winning policy's settings.
+"""Converge one opted-in pod on its winning policy's settings, or its goal.
 
 Level-triggered: whatever happened (a policy changed, a pod became ready,
 a container restarted, a periodic check), one ``reconcile`` compares what the
@@ -14,7 +14,7 @@ import logging
 from collections.abc import Collection, Mapping
 from typing import Any, Callable
 
-from gctuner.core.settings import Settings
+from gctuner.autopilot.goal import Goal
 from gctuner.policy import Key, PodView, PolicyView, winner
 
 from .applied import AppliedAnnotations
@@ -24,7 +24,7 @@ from .errors import AgentError, InvalidSpec, OperatorError
 from .metrics import OperatorMetrics
 from .pod_index import PodIndex
 from .protocols import AgentApi, KubeApi
-from .status import Outcome, now_rfc3339
+from .status import Outcome, Wanted, now_rfc3339
 
 logger = logging.getLogger(__name__)
 
@@ -35,6 +35,7 @@ class PodReconciler:
     def __init__(
         self, policies: Policies, index: PodIndex, agent: AgentApi, kube: KubeApi,
         config: OperatorConfig, metrics: OperatorMetrics, retry_after: Callable[[Key, float], None],
+        on_read: Callable[[Key, Mapping[str, Any]], None] = lambda key, live: None,
     ) -> None:  # fmt: skip
         self._policies = policies
         self._index = index
@@ -43,6 +44,7 @@ class PodReconciler:
         self._config = config
         self._metrics = metrics
         self._retry_after = retry_after
+        self._on_read = on_read  # a live read, offered to the telemetry
         self._annotations = AppliedAnnotations(kube)
         self.outcomes: dict[Key, Outcome] = {}
         """The last thing that happened to each pod we act on."""
@@ -72,7 +74,7 @@ class PodReconciler:
         except OperatorError as exc:
             self._failed(pod, policy, known, exc)
             return
-        if known is None or not known.ok or known.settings != want:
+        if known is None or not known.ok or known.wanted != want:
             logger.info("pod %s/%s: %s", *key, describe(policy))
         self.outcomes[key] = Outcome(policy.key if policy else None, policy.generation if policy else 0, want, ok=True)
 
@@ -95,12 +97,12 @@ class PodReconciler:
         self._annotations.forget(key)
 
     async def _in_place(
-        self, pod: PodView, policy: PolicyView | None, want: Settings | None, known: Outcome | None, verify: bool
+        self, pod: PodView, policy: PolicyView | None, want: Wanted, known: Outcome | None, verify: bool
     ) -> bool:
         """Does the pod already run what it should? Read it live only when we
         do not know (after a restart) or a periodic check asks to."""
         if known is not None and not verify:
-            return known.ok and known.settings == want
+            return known.ok and known.wanted == want
         if known is None and not verify and self._annotations.says_differs(pod, want):
             return False
         try:
@@ -108,12 +110,13 @@ class PodReconciler:
         except AgentError:
             self._metrics.verifications.labels("unreachable").inc()
             return False
+        self._on_read(pod.key, live)
         matches = live_matches(live, want)
         self._metrics.verifications.labels("in_place" if matches else "drifted").inc()
         return matches
 
-    async def _push(self, pod: PodView, policy: PolicyView | None, want: Settings | None) -> None:
-        """``want`` to the pod, or (None) its startup defaults back."""
+    async def _push(self, pod: PodView, policy: PolicyView | None, want: Wanted) -> None:
+        """``want`` to the pod (settings, or a goal for its autopilot), or (None) its startup defaults back."""
         governor = policy or self._governor.get(pod.key)
         token = self._config.token
         if governor is not None and governor.token_ref is not None:
@@ -123,6 +126,8 @@ class PodReconciler:
             try:
                 if want is None:
                     await self._agent.restore(pod.ip or "", endpoint, token)
+                elif isinstance(want, Goal):
+                    await self._agent.steer(pod.ip or "", endpoint, want, token)
                 else:
                     await self._agent.push(pod.ip or "", endpoint, want, token)
             except AgentError:
@@ -142,7 +147,7 @@ class PodReconciler:
             delay = self._config.retry_max
             message = f"{exc.message} (refused: retried in {delay:g}s or on the next change)"
         self.outcomes[pod.key] = Outcome(
-            wanted, policy.generation if policy else 0, policy.settings if policy else None,
+            wanted, policy.generation if policy else 0, policy.wanted if policy else None,
             ok=False, reason=exc.reason, message=message, since=since, attempts=attempts,
         )  # fmt: skip
         logger.warning("pod %s/%s: %s failed (%s: %s); retry in %.1fs",
@@ -150,27 +155,39 @@ class PodReconciler:
         self._retry_after(pod.key, delay)
 
 
-def _wanted(policy: PolicyView | None) -> Settings | None:
+def _wanted(policy: PolicyView | None) -> Wanted:
     """What the pod should run (None: its startup defaults); a refused spec is pushed nowhere."""
     if policy is None:
         return None
-    if policy.settings is None:
+    if policy.refused is not None or policy.wanted is None:
         raise InvalidSpec(f"{policy.name}: {policy.refused}")
-    return policy.settings
+    return policy.wanted
 
 
 def describe(policy: PolicyView | None) -> str:
     if policy is None:
         return "startup defaults restored"
+    if policy.goal is not None:
+        goal = ", ".join(f"{k}={v:g}" for k, v in policy.goal.to_json().items())
+        return f"goal {goal} from {policy.name} (generation {policy.generation})"
     if policy.settings is None:
         return f"invalid spec of {policy.name} (generation {policy.generation})"
     freeze = " + freeze" if policy.settings.freeze else ""
     return f"thresholds {list(policy.settings.thresholds)}{freeze} from {policy.name} (generation {policy.generation})"
 
 
-def live_matches(live: Mapping[str, Any], want: Settings | None) -> bool:
-    """Every live process of the pod follows ``want`` (None: its startup defaults)."""
+def live_matches(live: Mapping[str, Any], want: Wanted) -> bool:
+    """Every live process of the pod follows ``want`` (None: its startup defaults).
+
+    A goal is followed when the agent steers to that very goal and every
+    process runs what its autopilot published (the thresholds are the
+    autopilot's to choose); settings or the defaults, when no goal is left.
+    """
     if not live.get("in_sync"):
+        return False
+    if isinstance(want, Goal):
+        return live.get("goal") == want.to_json()
+    if live.get("goal") is not None:
         return False
     desired = live.get("desired")
     if want is None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Protocol
 
+from gctuner.autopilot.goal import Goal
 from gctuner.core.settings import Settings
 from gctuner.policy import Endpoint, SecretRef
 
@@ -16,6 +17,9 @@ from gctuner.policy import Endpoint, SecretRef
 class AgentApi(Protocol):
     async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None) -> dict[str, Any]:
         """POST the settings; succeed only when every process of the pod applied them."""
+
+    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None) -> dict[str, Any]:
+        """POST the goal (Auto); succeed only when every process of the pod follows it."""
 
     async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
         """DELETE: every process back to its own startup defaults."""

@@ -4,7 +4,8 @@ Inputs: kopf's in-memory index of policies (keyed by namespace; plain dicts
 of lists in tests) and pod events, kept in our own ``PodIndex``. A work
 queue runs ``PodReconciler.reconcile`` per pod key with bounded parallelism;
 ``StatusWriter`` turns the outcomes into policy statuses and Events; a
-periodic loop queues every pod for a live check.
+periodic loop queues every pod for a live check; ``TelemetryReader`` reads
+what the pods measure, in a task and on connections of its own.
 """
 
 from __future__ import annotations
@@ -22,23 +23,29 @@ from .pod_reconciler import PodReconciler, Policies
 from .protocols import AgentApi, KubeApi
 from .status import Outcome
 from .status_writer import StatusWriter
+from .telemetry_reader import TelemetryReader
 from .workqueue import WorkQueue
 
 
 class Reconciler:
     def __init__(
         self, policies: Policies, pods: dict[Key, PodView], agent: AgentApi, kube: KubeApi,
-        config: OperatorConfig, metrics: OperatorMetrics,
+        config: OperatorConfig, metrics: OperatorMetrics, telemetry_agent: AgentApi | None = None,
     ) -> None:  # fmt: skip
         self._policies = policies
         self._agent = agent
+        self._telemetry_agent = telemetry_agent
         self._kube = kube
         self._config = config
         self.metrics = metrics
         self.queue: WorkQueue[Key] = WorkQueue(self._work, config.max_parallel)
         self.index = PodIndex(pods)
-        self.pods = PodReconciler(policies, self.index, agent, kube, config, metrics, self.queue.add_after)
-        self.status = StatusWriter(policies, self.index.pods, self.pods.outcomes, kube, config, metrics)
+        self.telemetry = TelemetryReader(policies, self.index.pods, telemetry_agent or agent, config,
+                                         refreshed=lambda namespace: self.status.mark(namespace))  # fmt: skip
+        self.pods = PodReconciler(policies, self.index, agent, kube, config, metrics, self.queue.add_after,
+                                  on_read=self.telemetry.offer)  # fmt: skip
+        self.status = StatusWriter(policies, self.index.pods, self.pods.outcomes, kube, config, metrics,
+                                   self.telemetry.samples)  # fmt: skip
         self._tasks: list[asyncio.Task[None]] = []
 
     @property
@@ -47,7 +54,8 @@ class Reconciler:
 
     def start(self) -> None:
         self.queue.start()
-        self._tasks = [asyncio.create_task(self.status.run()), asyncio.create_task(self._verify_loop())]
+        self._tasks = [asyncio.create_task(self.status.run()), asyncio.create_task(self._verify_loop()),
+                       asyncio.create_task(self.telemetry.run())]  # fmt: skip
 
     async def close(self) -> None:
         """Stop the workers and loops, then the clients they use."""
@@ -56,6 +64,8 @@ class Reconciler:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self._agent.close()
+        if self._telemetry_agent is not None:
+            await self._telemetry_agent.close()
         await self._kube.close()
 
     def policy_changed(self, namespace: str) -> None:

@@ -3,7 +3,8 @@
 Pods mark their namespace dirty; every ``status_interval`` the dirty
 namespaces' statuses are computed (``status.compute``), written when they
 changed, and each rollout outcome (per generation and state) is announced
-with one Event. Nothing is recorded as done before the API server took it:
+with one Event. The telemetry's own timestamp is no change: a refresh that
+found the same (rounded) figures writes nothing. Nothing is recorded as done before the API server took it:
 a status or Event that failed stays due and is tried again in the next
 round, which backs off while the API server refuses or is away.
 """
@@ -24,6 +25,7 @@ from .errors import KubeError
 from .metrics import OperatorMetrics
 from .pod_reconciler import describe
 from .protocols import KubeApi
+from .telemetry import PodSample
 
 logger = logging.getLogger(__name__)
 
@@ -32,10 +34,12 @@ class StatusWriter:
     def __init__(
         self, policies: Mapping[str, Collection[PolicyView]], pods: Mapping[Key, PodView],
         outcomes: Mapping[Key, status.Outcome], kube: KubeApi, config: OperatorConfig, metrics: OperatorMetrics,
+        samples: Mapping[Key, PodSample] | None = None,
     ) -> None:  # fmt: skip
         self._policies = policies
         self._pods = pods
         self._outcomes = outcomes
+        self._samples: Mapping[Key, PodSample] = samples if samples is not None else {}
         self._kube = kube
         self._config = config
         self._metrics = metrics
@@ -86,11 +90,9 @@ class StatusWriter:
         policies = [p for p in self._policies.get(namespace) or () if not p.deleting]
         pods = [pod for key, pod in self._pods.items() if key[0] == namespace]
         for policy in policies:
-            new = status.compute(policy, policies, pods, self._outcomes)
+            new = status.compute(policy, policies, pods, self._outcomes, self._samples)
             self._observe_rollout(policy, new)
-            comparable = {k: v for k, v in new.items() if k != "conditions"}, [
-                {k: v for k, v in c.items() if k != "lastTransitionTime"} for c in new["conditions"]
-            ]
+            comparable = _comparable(new)
             if self._written.get(policy.key) != comparable:
                 try:
                     await self._kube.patch_policy_status(namespace, policy.name, new)
@@ -121,6 +123,16 @@ class StatusWriter:
         except KubeError as error:
             raise _Failed(f"posting the {ready['reason']} Event of {policy.name}", error) from None
         self._announced[policy.key] = mark
+
+
+def _comparable(new: Mapping[str, Any]) -> Any:
+    """The status without its timestamps: what makes a write worth it."""
+    telemetry = new.get("telemetry")
+    return (
+        {k: v for k, v in new.items() if k not in ("conditions", "telemetry")},
+        None if telemetry is None else {k: v for k, v in telemetry.items() if k != "time"},
+        [{k: v for k, v in c.items() if k != "lastTransitionTime"} for c in new["conditions"]],
+    )
 
 
 class _Failed(Exception):

@@ -7,8 +7,9 @@ disagree on which policy wins, where a pod's agent answers, or whether a pod
 is worth a push. It lives in the agent's package, standard library only,
 because the agent must never import the operator; the operator imports it.
 
-A policy's settings go through the agent's own validation
-(:func:`gctuner.core.settings.parse_settings`): a spec that an agent would
+A policy's settings (``mode: Static``) go through the agent's own validation
+(:func:`gctuner.core.settings.parse_settings`), its goal (``mode: Auto``)
+through :func:`gctuner.autopilot.goal.parse_goal`: a spec that an agent would
 refuse is refused here, in the agent's words, before anything is pushed.
 """
 
@@ -19,6 +20,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from gctuner.autopilot.goal import Goal, parse_goal
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
 
 ENABLED_LABEL = "gctuner.dev/enabled"
@@ -29,6 +31,9 @@ DEFAULT_PATH = "/tune_gc"
 
 Key = tuple[str, str]  # (namespace, name)
 Body = Mapping[str, Any]
+
+STATIC, AUTO = "Static", "Auto"
+"""``spec.mode``: the thresholds given, or a goal every pod's autopilot steers to."""
 
 SPEC_TO_PAYLOAD = {"thresholds": "thresholds", "freeze": "freeze", "allowDisable": "allow_disable"}
 """The spec fields that become the agent's settings payload, spec name to payload name."""
@@ -58,6 +63,11 @@ def policy_settings(spec: Mapping[str, Any]) -> Settings:
     return parse_settings({wire: spec[name] for name, wire in SPEC_TO_PAYLOAD.items() if name in spec})
 
 
+def policy_goal(spec: Mapping[str, Any]) -> Goal:
+    """What an Auto policy's spec asks the autopilots to steer to; :class:`InvalidSettings` if they would refuse it."""
+    return parse_goal(spec.get("goal"))
+
+
 @dataclass(frozen=True)
 class Endpoint:
     port: int = DEFAULT_PORT
@@ -81,11 +91,13 @@ class PolicyView:
     created: str  # RFC 3339; sorts in time order as a string
     priority: int
     selector: Mapping[str, Any]
-    settings: Settings | None  # None: the spec is refused, see ``refused``
+    settings: Settings | None  # Static; None in Auto or when the spec is refused (see ``refused``)
     endpoint: Endpoint
     token_ref: SecretRef | None
     deleting: bool
     refused: str | None = None  # why an agent would refuse the spec, in the agent's words
+    mode: str = STATIC
+    goal: Goal | None = None  # Auto; None in Static or when the spec is refused
     status: Mapping[str, Any] = field(default_factory=dict, compare=False)  # as the operator last wrote it
 
     @property
@@ -96,15 +108,37 @@ class PolicyView:
     def conditions(self) -> tuple[Mapping[str, Any], ...]:
         return tuple(self.status.get("conditions") or ())
 
+    @property
+    def auto(self) -> bool:
+        return self.mode == AUTO
+
+    @property
+    def wanted(self) -> Settings | Goal | None:
+        """What the pods it governs are given: its settings (Static) or its goal (Auto); None if refused."""
+        return self.goal if self.auto else self.settings
+
+    def payload(self) -> dict[str, Any] | None:
+        """The body of the push: ``{"goal": ...}`` in Auto, the settings in Static; None if refused."""
+        if self.goal is not None:
+            return {"goal": self.goal.to_json()}
+        return None if self.settings is None else self.settings.to_json()
+
     @classmethod
     def from_body(cls, body: Body) -> PolicyView:
         meta, spec = body["metadata"], body.get("spec") or {}
         endpoint = spec.get("endpoint") or {}
         token = spec.get("tokenSecretRef")
+        mode = AUTO if spec.get("mode") == AUTO else STATIC
+        settings: Settings | None = None
+        goal: Goal | None = None
+        refused: str | None = None
         try:
-            settings, refused = policy_settings(spec), None
+            if mode == AUTO:
+                goal = policy_goal(spec)
+            else:
+                settings = policy_settings(spec)
         except InvalidSettings as error:
-            settings, refused = None, str(error)
+            refused = str(error)
         return cls(
             namespace=meta["namespace"],
             name=meta["name"],
@@ -118,6 +152,8 @@ class PolicyView:
             token_ref=SecretRef(token["name"], token.get("key", "token")) if token else None,
             deleting=bool(meta.get("deletionTimestamp")),
             refused=refused,
+            mode=mode,
+            goal=goal,
             status=dict(body.get("status") or {}),
         )
 

@@ -20,9 +20,12 @@ def test_the_environment_sets_every_field() -> None:
         "GCTUNER_VERIFY_INTERVAL": "30", "GCTUNER_PUSH_TIMEOUT": "2.5", "GCTUNER_MAX_PARALLEL": "8",
         "GCTUNER_RETRY_BASE": "0.5", "GCTUNER_RETRY_MAX": "10", "GCTUNER_STATUS_INTERVAL": "2",
         "GCTUNER_RELEASE_TIMEOUT": "5", "GCTUNER_METRICS_ADDRESS": ":9090", "GCTUNER_TOKEN": "s3cr3t",
+        "GCTUNER_TELEMETRY_INTERVAL": "3", "GCTUNER_TELEMETRY_PARALLEL": "2",
     }
     config = OperatorConfig.from_env(environ)
-    assert config == OperatorConfig(30, 2.5, 8, 0.5, 10, 2, 5, ":9090", "s3cr3t")
+    assert config == OperatorConfig(verify_interval=30, push_timeout=2.5, max_parallel=8, retry_base=0.5, retry_max=10,
+                                    telemetry_interval=3, telemetry_parallel=2, status_interval=2, release_timeout=5,
+                                    metrics_address=":9090", token="s3cr3t")
     assert config.metrics_bind == ("0.0.0.0", 9090)
     assert "s3cr3t" not in repr(config)
 

@@ -15,8 +15,9 @@ from typing import Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from test_policy import pod, policy
+from test_policy import auto_policy, pod, policy
 
+from gctuner.autopilot.goal import Goal
 from gctuner.core.settings import Settings
 from gctuner.policy import Endpoint, PodView, PolicyView, SecretRef
 from gctuner_operator.config import OperatorConfig
@@ -31,7 +32,8 @@ class FakeAgent:
                  refusing: AbstractSet[str] = frozenset()) -> None:
         self.failing, self.slow, self.refusing = set(failing), set(slow), set(refusing)
         self.pushes: list[str] = []
-        self.live: dict[str, Settings | None] = {}
+        self.live: dict[str, Settings | Goal | None] = {}
+        self.reads = 0
 
     async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None) -> dict[str, Any]:
         if ip in self.slow:
@@ -44,15 +46,28 @@ class FakeAgent:
         self.live[ip] = settings
         return {}
 
+    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None) -> dict[str, Any]:
+        self.pushes.append(ip)
+        self.live[ip] = goal
+        return {}
+
     async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
         self.pushes.append(ip)
         self.live[ip] = None
         return {}
 
     async def read(self, ip: str, endpoint: Endpoint) -> dict[str, Any]:
+        self.reads += 1
         want = self.live.get(ip)
-        return {"in_sync": True, "desired": want.to_json() if want else None,
-                "processes": [{"thresholds": list(want.thresholds) if want else [700, 10, 10]}]}
+        if isinstance(want, Goal):  # the autopilot chose 9000 and is within the goal
+            return {"in_sync": True, "desired": {"thresholds": [9000]}, "goal": want.to_json(), "defaults": [700, 10, 10],
+                    "processes": [{"pid": 1, "thresholds": [9000, 10, 10], "pauses": {"pause_ns_total": 0, "pause_ns_max": 10**6}}],
+                    "autopilot": {"goal": want.to_json(), "state": "WithinGoal", "reason": "GC 0.5% of the time",
+                                  "measured": {"gcTimePercent": 0.5, "longestPauseMillis": 1.0},
+                                  "choice": {"thresholds": [9000], "frozen": False}}}
+        return {"in_sync": True, "desired": want.to_json() if want else None, "defaults": [700, 10, 10],
+                "processes": [{"pid": 1, "thresholds": list(want.thresholds) if want else [700, 10, 10],
+                               "pauses": {"pause_ns_total": 0, "pause_ns_max": 10**6}}]}
 
     async def close(self) -> None: ...
 
@@ -190,3 +205,59 @@ async def test_a_failed_event_is_posted_in_a_later_round(caplog: pytest.LogCaptu
     await rec.close()
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert len(warnings) == 2 and all(w.startswith("posting the Applied Event of web failed") for w in warnings)
+
+
+async def test_an_auto_policy_pushes_its_goal_and_switching_modes_converges() -> None:
+    p = with_ip(pod("a"), "127.0.1.1")
+    agent, kube = FakeAgent(), FakeKube()
+    auto = auto_policy()
+    policies = {"shop": [auto]}
+    config = OperatorConfig(status_interval=0.01, retry_base=0.05, retry_max=0.1, verify_interval=3600,
+                            telemetry_interval=0.05)
+    rec = Reconciler(policies, {p.key: p}, agent, kube, config, OperatorMetrics(CollectorRegistry()))
+    rec.start()
+    rec.policy_changed("shop")
+    await until(lambda: kube.statuses.get("web", {}).get("appliedPods") == 1)
+    assert agent.live["127.0.1.1"] == auto.goal and kube.annotations["a"]["goal"] == auto.goal.to_json()  # type: ignore[union-attr]
+    await until(lambda: len(kube.statuses["web"]["conditions"]) == 2 and kube.statuses["web"]["recommendation"])
+    status = kube.statuses["web"]
+    assert (status["conditions"][1]["type"], status["conditions"][1]["status"]) == ("GoalMet", "True")
+    assert status["telemetry"]["thresholds"]["median"] == [9000]
+    assert status["recommendation"]["thresholds"] == [9900, 10, 10]
+
+    rec.queue.add(p.key, verify=True)  # a live check: the same goal is in place, nothing pushed
+    await until(lambda: rec.queue.idle())
+    assert agent.pushes == ["127.0.1.1"]
+
+    policies["shop"] = [policy()]  # switched to Static: the thresholds end the goal
+    rec.policy_changed("shop")
+    await until(lambda: agent.live["127.0.1.1"] == Settings((50000, 20, 100)))
+    await until(lambda: kube.statuses["web"]["appliedPods"] == 1 and len(kube.statuses["web"]["conditions"]) == 1)
+    assert kube.statuses["web"]["recommendation"] is None  # null: the merge patch removes it
+    await rec.close()
+
+
+async def test_telemetry_is_read_on_connections_of_its_own_and_writes_only_changes() -> None:
+    p = with_ip(pod("a"), "127.0.1.1")
+    agent, telemetry_agent, kube = FakeAgent(), FakeAgent(), FakeKube()
+    config = OperatorConfig(status_interval=0.01, retry_base=0.05, retry_max=0.1, verify_interval=3600,
+                            telemetry_interval=0.02)
+    rec = Reconciler({"shop": [policy()]}, {p.key: p}, agent, kube, config, OperatorMetrics(CollectorRegistry()),
+                     telemetry_agent=telemetry_agent)
+    writes: list[Mapping[str, Any]] = []
+    patch = kube.patch_policy_status
+
+    async def counting(namespace: str, name: str, status: Mapping[str, Any]) -> None:
+        writes.append(status)
+        await patch(namespace, name, status)
+
+    kube.patch_policy_status = counting  # type: ignore[method-assign]
+    rec.start()
+    rec.policy_changed("shop")
+    await until(lambda: (kube.statuses.get("web", {}).get("telemetry") or {}).get("gcTimePercent") is not None)
+    assert agent.reads == 0 and telemetry_agent.reads >= 2  # two reads give a pod's GC time
+    assert kube.statuses["web"]["telemetry"]["gcTimePercent"] == {"p50": 0.0, "p95": 0.0}
+    reads, count = telemetry_agent.reads, len(writes)
+    await until(lambda: telemetry_agent.reads >= reads + 3)  # more refreshes, the same figures
+    assert len(writes) == count
+    await rec.close()

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from gctuner.autopilot.goal import Goal
 from gctuner.core.settings import Settings
 from gctuner.policy import (
     APPLIED_ANNOTATION,
@@ -31,6 +32,13 @@ def policy(name: str = "web", priority: int = 0, created: str = "2026-01-01T00:0
         meta["deletionTimestamp"] = "2026-01-02T00:00:00Z"
     return PolicyView.from_body({"metadata": meta, "spec": {"thresholds": list(thresholds), "priority": priority,
                                                             "selector": selector or {}, **spec}})
+
+
+def auto_policy(name: str = "web", goal: Any = None, **spec: Any) -> PolicyView:
+    """An Auto policy: a goal, no thresholds."""
+    meta = {"namespace": "shop", "name": name, "uid": name, "generation": 1, "creationTimestamp": "2026-01-01T00:00:00Z"}
+    goal = goal if goal is not None else {"gcTimePercent": 2, "memoryBytes": 512 * 2**20}
+    return PolicyView.from_body({"metadata": meta, "spec": {"mode": "Auto", "goal": goal, "selector": {}, **spec}})
 
 
 def pod_body(name: str = "web-1", labels: Any = None, ready: bool = True, **extra: Any) -> dict[str, Any]:
@@ -148,3 +156,30 @@ def test_the_policys_status_is_kept_with_its_conditions() -> None:
 ])
 def test_the_applied_annotation_is_read_when_it_is_a_record(raw: str, expected: Any) -> None:
     assert PodView.from_body(pod_body(annotations={APPLIED_ANNOTATION: raw})).applied == expected
+
+
+def test_an_auto_policy_asks_for_its_goal_and_no_settings() -> None:
+    view = auto_policy(goal={"gcTimePercent": 2, "memoryPercent": 80})
+    assert (view.mode, view.auto, view.settings, view.refused) == ("Auto", True, None, None)
+    assert view.goal == Goal(gc_time_percent=2.0, memory_percent=80.0)
+    assert view.wanted is view.goal
+    assert view.payload() == {"goal": {"gcTimePercent": 2.0, "memoryPercent": 80.0}}
+    assert policy().mode == "Static" and policy().goal is None and policy().payload() == Settings((50000, 20, 100)).to_json()
+
+
+@pytest.mark.parametrize("goal,words", [
+    ({"memoryPercent": 80}, "goal.gcTimePercent is required"),
+    ({"gcTimePercent": 80}, "between 0.1 and 50"),
+    ({"gcTimePercent": 2, "minThreshold0": 9000, "maxThreshold0": 1000}, "must not be above"),
+    (None, "goal must be a JSON object"),
+])
+def test_a_goal_the_agent_would_refuse_is_refused_here_in_its_words(goal: Any, words: str) -> None:
+    spec: dict[str, Any] = {"mode": "Auto"} if goal is None else {"mode": "Auto", "goal": goal}
+    view = PolicyView.from_body({"metadata": {"namespace": "shop", "name": "bad"}, "spec": spec})
+    assert view.goal is None and view.wanted is None and view.payload() is None
+    assert view.refused is not None and words in view.refused
+
+
+def test_the_winner_rule_does_not_look_at_the_mode() -> None:
+    static, auto = policy("static", 0, "2026-02-01T00:00:00Z"), auto_policy("auto")
+    assert winner([static, auto], pod()) is auto  # the older one
