@@ -120,9 +120,9 @@ def test_the_tables() -> None:
     text = render(build(*recorded()), all_namespaces=False)
     policies, pods = text.split("\n\n")
     assert policies.splitlines()[0].split() == [
-        "POLICY", "THRESHOLDS", "FREEZE", "PRIORITY", "PODS", "APPLIED", "FAILED", "READY", "REASON"]
+        "POLICY", "MODE", "THRESHOLDS", "FREEZE", "PRIORITY", "PODS", "APPLIED", "FAILED", "GC%", "READY", "REASON"]
     assert policies.splitlines()[2].split() == [
-        "django-frozen", "[50000,20,100]", "true", "5", "1", "1", "0", "True", "Applied"]
+        "django-frozen", "Static", "[50000,20,100]", "true", "5", "1", "1", "0", "-", "True", "Applied"]
     lines = pods.splitlines()
     assert lines[0].split() == [
         "POD", "POLICY", "ASKED", "LIVE", "PROCESSES", "COLLECTIONS", "PAUSED", "LONGEST", "STATE", "REASON"]
@@ -154,3 +154,40 @@ def test_json_holds_everything() -> None:
     baseline = next(p for p in data["policies"] if p["name"] == "baseline")
     assert baseline["status"]["failures"][0]["pod"] == "api-broken"
     assert baseline["ready"]["reason"] == "PartiallyApplied"
+
+
+def as_auto(policies: list[Any], reads: dict[tuple[str, str], LiveRead], state: str = "WithinGoal") -> None:
+    """web-tuned becomes an Auto policy, and web-1's agent steers to its goal."""
+    goal = {"gcTimePercent": 2.0, "memoryPercent": 80.0}
+    web_tuned = next(p for p in policies if p["metadata"]["name"] == "web-tuned")
+    web_tuned["spec"] = {**web_tuned["spec"], "mode": "Auto", "goal": goal}
+    del web_tuned["spec"]["thresholds"]
+    web_tuned["status"]["conditions"].append({"type": "GoalMet", "status": "True", "reason": "WithinGoal"})
+    web_tuned["status"]["telemetry"] = {"pods": 2, "gcTimePercent": {"p50": 0.5, "p95": 1.2}}
+    answer = copy.deepcopy(reads[("shop", "web-1")].answer)
+    assert answer is not None
+    for process in answer["processes"]:
+        process["thresholds"], process["generation"] = [42000, 50, 100], answer["generation"]
+    answer.update(goal=goal, autopilot={"goal": goal, "state": state, "reason": "GC 0.4% of the time (goal 2%)",
+                                        "choice": {"thresholds": [42000], "frozen": False}})
+    reads[("shop", "web-1")] = LiveRead(answer)
+
+
+def test_an_auto_pod_shows_what_its_autopilot_chose_and_why() -> None:
+    policies, pods, reads = recorded()
+    as_auto(policies, reads, state="Settling")
+    report = build(policies, pods, reads)
+    web = by_name(report)["web-1"]
+    assert (web.mode, web.state, web.reason) == ("Auto", "Settling", "GC 0.4% of the time (goal 2%)")
+    assert web.asked == {"goal": {"gcTimePercent": 2.0, "memoryPercent": 80.0}} and web.applied_processes == 2
+    assert web.autopilot is not None and web.autopilot["choice"]["thresholds"] == [42000]
+    assert by_name(report)["web-2"].state == "Pending"  # still on the Static thresholds: not the goal yet
+    policies_table, pods_table = render(report, False).split("\n\n")
+    rows = {line.split()[0]: line.split() for line in pods_table.splitlines()[1:]}
+    assert rows["web-1"][2:5] == ["gc<=2%,mem<=80%", "[42000,50,100]", "2/2"]
+    assert rows["web-1"][8] == "Settling"
+    auto = next(line.split() for line in policies_table.splitlines() if line.startswith("web-tuned"))
+    assert auto[1:3] == ["Auto", "-"] and auto[8] == "1.2" and auto[-1] == "WithinGoal"
+    data = report.to_json()
+    assert next(p for p in data["policies"] if p["name"] == "web-tuned")["goal"] == {"gcTimePercent": 2.0, "memoryPercent": 80.0}
+    assert next(p for p in data["pods"] if p["name"] == "web-1")["autopilot"]["state"] == "Settling"

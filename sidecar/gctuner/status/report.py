@@ -18,6 +18,8 @@ from gctuner.policy import Body, Key, PodView, PolicyView, winner
 APPLIED, PENDING, FAILED, UNREACHABLE, NOT_READY, NO_POLICY = (
     "Applied", "Pending", "Failed", "Unreachable", "NotReady", "NoPolicy",
 )  # fmt: skip
+SETTLING = "Settling"
+"""An Auto pod whose autopilot has not decided yet; its other states are the autopilot's own."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -45,7 +47,7 @@ class PodReport:
     name: str
     ip: str | None
     policy: str | None
-    asked: dict[str, Any] | None  # the governing policy's settings
+    asked: dict[str, Any] | None  # the governing policy's settings, or {"goal": ...} in Auto
     live: list[dict[str, Any]]  # per process: pid, thresholds, frozen, pauses
     applied_processes: int
     collections: int | None
@@ -57,12 +59,16 @@ class PodReport:
     error: str | None  # why the live read failed
     state: str
     reason: str
+    mode: str | None = None  # the governing policy's: Static or Auto
+    autopilot: dict[str, Any] | None = None  # what the pod's autopilot measured, chose and why
 
 
 @dataclasses.dataclass(frozen=True)
 class PolicyReport:
     namespace: str
     name: str
+    mode: str
+    goal: dict[str, Any] | None
     thresholds: list[int]
     freeze: bool
     priority: int
@@ -72,8 +78,11 @@ class PolicyReport:
 
     @property
     def ready(self) -> dict[str, Any]:
+        return self.condition("Ready")
+
+    def condition(self, kind: str) -> dict[str, Any]:
         conditions = self.status.get("conditions") or []
-        return next((c for c in conditions if c.get("type") == "Ready"), {})
+        return next((c for c in conditions if c.get("type") == kind), {})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,10 +120,11 @@ def build(policies: Iterable[Body], pods: Iterable[Body], reads: Mapping[Key, Li
 
 
 def _pod_report(body: Body, pod: PodView, policy: PolicyView | None, read: LiveRead | None) -> PodReport:
-    asked = policy.settings.to_json() if policy is not None and policy.settings is not None else None
+    asked = policy.payload() if policy is not None else None
     answer = (read.answer if read is not None else None) or {}
     live = [p for p in answer.get("processes") or [] if isinstance(p, dict)]
-    applied = sum(1 for p in live if asked is not None and _runs(p, asked))
+    applied = sum(1 for p in live if asked is not None and _runs(p, asked, answer))
+    autopilot = answer.get("autopilot") if isinstance(answer.get("autopilot"), dict) else None
     pauses = [p["pauses"] for p in live if isinstance(p.get("pauses"), dict)]
     state, reason = _state(body, pod, policy, asked, read, answer, live, applied)
     return PodReport(
@@ -134,6 +144,8 @@ def _pod_report(body: Body, pod: PodView, policy: PolicyView | None, read: LiveR
         error=None if read is None else read.error,
         state=state,
         reason=reason,
+        mode=None if policy is None else policy.mode,
+        autopilot=autopilot,
     )
 
 
@@ -146,8 +158,11 @@ def _state(
         return NOT_READY, _not_ready_reason(body)
     if policy is not None and policy.refused is not None:
         return FAILED, f"InvalidSpec: {policy.refused}"
-    if asked is not None and live and applied == len(live) and answer.get("in_sync") and answer.get("desired") == asked:
-        return APPLIED, ""
+    if asked is not None and live and applied == len(live) and answer.get("in_sync"):
+        if "goal" in asked and answer.get("goal") == asked["goal"]:
+            return _autopilot_state(answer)
+        if "goal" not in asked and answer.get("goal") is None and answer.get("desired") == asked:
+            return APPLIED, ""
     failure = None if policy is None else _failure(policy, pod.name)
     if failure is not None:  # the operator's own words on why its push failed
         return FAILED, f"{failure.get('reason', '')}: {failure.get('message', '')}".strip(": ")
@@ -159,11 +174,26 @@ def _state(
         return NO_POLICY, "no GCPolicy selects it: Python's startup defaults"
     if not live:
         return PENDING, "no Python process follows the agent's state yet"
+    if "goal" in asked:
+        if answer.get("goal") != asked["goal"]:
+            return PENDING, "the agent does not steer to the policy's goal yet"
+        return PENDING, f"{applied}/{len(live)} processes follow the autopilot"
     return PENDING, f"{applied}/{len(live)} processes run {asked['thresholds']}"
 
 
-def _runs(process: Mapping[str, Any], asked: Mapping[str, Any]) -> bool:
-    """The process runs the asked thresholds (1 to 3 values: the ones given)."""
+def _autopilot_state(answer: Mapping[str, Any]) -> tuple[str, str]:
+    """An Auto pod that applied its goal: where its autopilot stands, and why."""
+    autopilot = answer.get("autopilot")
+    if not isinstance(autopilot, dict) or autopilot.get("goal") != answer.get("goal") or not autopilot.get("state"):
+        return SETTLING, "no autopilot decision on this goal yet"
+    return str(autopilot["state"]), str(autopilot.get("reason") or "")
+
+
+def _runs(process: Mapping[str, Any], asked: Mapping[str, Any], answer: Mapping[str, Any]) -> bool:
+    """The process runs the asked thresholds (1 to 3 values: the ones given);
+    for a goal, the autopilot's latest choice (the agent's generation)."""
+    if "goal" in asked:
+        return process.get("generation") == answer.get("generation")
     want = list(asked["thresholds"])
     return list(process.get("thresholds") or [])[: len(want)] == want
 
@@ -188,6 +218,8 @@ def _policy_report(policy: PolicyView, pods: list[str]) -> PolicyReport:
     return PolicyReport(
         namespace=policy.namespace,
         name=policy.name,
+        mode=policy.mode,
+        goal=policy.goal.to_json() if policy.goal is not None else None,
         thresholds=list(policy.settings.thresholds) if policy.settings is not None else [],
         freeze=policy.settings is not None and policy.settings.freeze,
         priority=policy.priority,

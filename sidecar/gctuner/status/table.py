@@ -28,12 +28,13 @@ def render(report: Report, all_namespaces: bool) -> str:
 
 
 def _policies(policies: Sequence[PolicyReport], all_namespaces: bool) -> str:
-    header = ["POLICY", "THRESHOLDS", "FREEZE", "PRIORITY", "PODS", "APPLIED", "FAILED", "READY", "REASON"]
+    header = ["POLICY", "MODE", "THRESHOLDS", "FREEZE", "PRIORITY", "PODS", "APPLIED", "FAILED", "GC%", "READY",
+              "REASON"]  # fmt: skip
     rows = [
         [
-            p.name, _list(p.thresholds), str(p.freeze).lower(), str(p.priority), str(len(p.pods)),
-            _count(p.status.get("appliedPods")), _count(p.status.get("failedPods")),
-            p.ready.get("status", "-"), _stale(p) or p.ready.get("reason", "-"),
+            p.name, p.mode, _list(p.thresholds) if p.thresholds else "-", str(p.freeze).lower(), str(p.priority),
+            str(len(p.pods)), _count(p.status.get("appliedPods")), _count(p.status.get("failedPods")),
+            _gc_percent(p), p.ready.get("status", "-"), _stale(p) or _reason(p),
         ]
         for p in policies
     ]  # fmt: skip
@@ -62,15 +63,47 @@ def _table(header: list[str], rows: list[list[str]], namespaces: list[str] | Non
     return "\n".join("   ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows)
 
 
+def _reason(policy: PolicyReport) -> str:
+    """The rollout's reason; for an Auto policy rolled out, whether its pods meet the goal."""
+    goal_met = policy.condition("GoalMet")
+    if policy.ready.get("status") == "True" and goal_met.get("reason"):
+        return str(goal_met["reason"])
+    return str(policy.ready.get("reason", "-"))
+
+
+def _gc_percent(policy: PolicyReport) -> str:
+    """p95 of the pods' share of time in the collector, as ``kubectl get gcpol`` shows it."""
+    p95 = ((policy.status.get("telemetry") or {}).get("gcTimePercent") or {}).get("p95")
+    return "-" if p95 is None else f"{p95:g}"
+
+
 def _asked(pod: PodReport) -> str:
     if pod.asked is None:
         return "-"
+    if "goal" in pod.asked:
+        return _goal(pod.asked["goal"])
     return _list(pod.asked["thresholds"]) + ("+freeze" if pod.asked.get("freeze") else "")
 
 
+def _goal(goal: dict[str, Any]) -> str:
+    """A goal in one word: gc<=2%,mem<=80%."""
+    parts = [f"gc<={goal.get('gcTimePercent'):g}%"]
+    if goal.get("maxPauseMillis") is not None:
+        parts.append(f"pause<={goal['maxPauseMillis']}ms")
+    if goal.get("memoryBytes") is not None:
+        parts.append(f"mem<={goal['memoryBytes'] // 2**20}Mi")
+    elif goal.get("memoryPercent") is not None:
+        parts.append(f"mem<={goal['memoryPercent']:g}%")
+    return ",".join(parts)
+
+
 def _live(pod: PodReport) -> str:
-    """The thresholds the processes run: one value, or each with its count."""
+    """The thresholds the processes run: one value, or each with its count;
+    for an Auto pod whose processes are not listed, what its autopilot chose."""
     if not pod.live:
+        choice = (pod.autopilot or {}).get("choice") or {}
+        if choice.get("thresholds"):
+            return _list(choice["thresholds"]) + ("+frozen" if choice.get("frozen") else "")
         return "-"
     counts: dict[str, int] = {}
     for process in pod.live:
