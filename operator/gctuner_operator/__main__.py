@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import argparse
+import getpass
+import os
 import random
+import secrets
+import socket
 
 import kopf
 
-from .handlers import OVERRIDES  # importing the module registers the handlers
+from .handlers import NAMESPACES, OVERRIDES, PEERING  # importing the module registers the handlers
 
 
 def main() -> None:
@@ -25,16 +29,21 @@ def main() -> None:
     parser.add_argument("-v", "--verbose", action="store_true")
     args = parser.parse_args()
     kopf.configure(verbose=args.verbose)
+    # Equal priorities make kopf pause every replica; a random one breaks the tie.
+    priority = args.priority if args.priority is not None else random.randint(1, 1_000_000)
+    # Ours, so that our pod watch can tell from the peering object whether kopf pauses this replica.
+    identity = os.environ.get("POD_ID") or f"{getpass.getuser()}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+    peering = {"name": args.peering, "identity": identity, "priority": priority} if args.peering else None
     kopf.run(
         clusterwide=not args.namespace,
         namespaces=args.namespace,
         liveness_endpoint=args.liveness,
         standalone=args.peering is None,
         peering_name=args.peering,
-        # Equal priorities make kopf pause every replica; a random one breaks the tie.
-        priority=args.priority if args.priority is not None else random.randint(1, 1_000_000),
+        priority=priority,
+        identity=identity,  # type: ignore[arg-type]  (kopf's Identity is a NewType of str)
         # Read with the rest of the config in the startup handler; the flag wins over the environment.
-        memo=kopf.Memo({OVERRIDES: {"metrics_address": args.metrics}}),
+        memo=kopf.Memo({OVERRIDES: {"metrics_address": args.metrics}, PEERING: peering, NAMESPACES: args.namespace}),
     )
 
 

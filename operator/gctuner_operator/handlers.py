@@ -3,12 +3,13 @@
 The logic lives in plain modules (``reconciler`` and what it wires,
 ``gctuner.policy``) that tests use without kopf. kopf gives us the watches,
 the in-memory index of policies, the finalizer, peering and the liveness
-probe. Its index of policies matters for correctness: kopf runs no handler
-until every index is fully listed, so after a restart no pod is judged
-before every policy is known. Pods are not indexed by kopf (see
-``pod_index``). Every handler is ``async``: kopf runs plain functions in a
-thread pool, and the reconciler's queue, timers and dictionaries belong to
-the event loop.
+probe. Pods are not kopf's: it has no server-side label selector, so our own
+watch (``pod_watch``) asks for the opted-in pods only, and ``standby``
+starts it once kopf's index holds every policy (after a restart no pod is
+judged before every policy is known) and lets the reconciler act only while
+this replica is the active one. Every handler is ``async``: kopf runs plain
+functions in a thread pool, and the reconciler's queue, timers and
+dictionaries belong to the event loop.
 
 The signatures follow kopf's handler protocols (``namespace`` may be None
 for cluster-scoped objects, loggers may be adapters), so mypy checks them.
@@ -16,6 +17,7 @@ for cluster-scoped objects, loggers may be adapters), so mypy checks them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -28,11 +30,19 @@ from .agent_client import AgentClient
 from .config import OperatorConfig
 from .kube import Kube, connect
 from .metrics import OperatorMetrics, serve
+from .pod_watch import PodWatch
 from .reconciler import Reconciler
 from .resources import GROUP, PLURAL, VERSION
+from .standby import Leadership, operate
 
 OVERRIDES = "config_overrides"
 """The memo key under which ``__main__`` hands its command-line settings to ``start``."""
+
+PEERING = "peering"
+"""The memo key of ``{"name", "identity", "priority"}`` when replicas peer (``--peering``)."""
+
+NAMESPACES = "namespaces"
+"""The memo key of the namespaces watched (``--namespace``); none: the whole cluster."""
 
 
 @kopf.on.startup()
@@ -42,20 +52,28 @@ async def start(settings: kopf.OperatorSettings, memo: kopf.Memo, **kwargs: Any)
     metrics = OperatorMetrics(CollectorRegistry())
     if config.metrics_bind is not None:
         serve(metrics, *config.metrics_bind)
+    api = await connect()
     memo.reconciler = Reconciler(
         policies=kwargs["gcpolicies"],  # kopf passes each index by its function's name
         pods={},
         agent=AgentClient(config.push_timeout, config.max_parallel),
         telemetry_agent=AgentClient(config.push_timeout, config.telemetry_parallel),
-        kube=Kube(await connect()),
+        kube=Kube(api),
         config=config,
         metrics=metrics,
     )
-    _reconciler(memo).start()
+    peering, namespaces = memo.get(PEERING) or {}, list(memo.get(NAMESPACES) or ())
+    leadership = Leadership(api, peering.get("name"), peering.get("identity", ""), peering.get("priority", 0), namespaces)
+    watch = memo.pod_watch = PodWatch(api, _reconciler(memo), namespaces, retry_max=min(config.retry_max, 10.0))
+    memo.operating = asyncio.create_task(
+        operate(_reconciler(memo), watch, leadership, api, kwargs["gcpolicies"], namespaces), name="gctuner pods"
+    )
 
 
 @kopf.on.cleanup()
 async def stop(memo: kopf.Memo, **_: Any) -> None:
+    memo.operating.cancel()
+    await asyncio.gather(memo.operating, return_exceptions=True)
     await _reconciler(memo).close()
 
 
@@ -76,14 +94,6 @@ async def policy_deleted(
     """The finalizer: hand the policy's pods to the next winner or their defaults first."""
     if not await _reconciler(memo).release((namespace or "", name)):
         logger.warning("some pods of %s still hold its settings; letting the deletion go on, retrying them", name)
-
-
-@kopf.on.event("", "v1", "pods")
-async def pod_event(type: str, namespace: str | None, name: str, body: kopf.Body, memo: kopf.Memo, **_: Any) -> None:
-    """Every pod, not only opted-in ones: a pod that loses the label must get
-    its defaults back (kopf has no server-side label selector; a pod that never
-    opted in costs one label lookup)."""
-    _reconciler(memo).pod_changed((namespace or "", name), None if type == "DELETED" else body)
 
 
 def _reconciler(memo: kopf.Memo) -> Reconciler:

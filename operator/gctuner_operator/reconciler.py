@@ -57,6 +57,23 @@ class Reconciler:
         self._tasks = [asyncio.create_task(self.status.run()), asyncio.create_task(self._verify_loop()),
                        asyncio.create_task(self.telemetry.run())]  # fmt: skip
 
+    async def pause(self) -> None:
+        """Stand by (another replica acts): no push, no status; the pod index stays warm. ``start`` resumes."""
+        await self.queue.stop()
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        self._tasks = []
+
+    def resync(self) -> None:
+        """Check every pod live (on taking over: the other replica may have changed them)."""
+        for key in list(self.index.pods):
+            self.queue.add(key, verify=True)
+
+    def known_pods(self) -> list[Key]:
+        """The opted-in pods known now: what the pod watch diffs a relist against."""
+        return list(self.index.pods)
+
     async def close(self) -> None:
         """Stop the workers and loops, then the clients they use."""
         await self.queue.stop()

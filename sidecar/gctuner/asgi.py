@@ -5,17 +5,25 @@ HTTP requests to ``/tune_gc`` (and ``/metrics``, see :mod:`gctuner.api.routes`)
 are answered here; everything else, lifespan and websocket included, goes to
 the app untouched. The body is read up to the size bound and no further. A
 POST waits (bounded by ``apply_timeout``) for the other processes to apply
-the change, so the core runs in a worker thread: the event loop keeps serving
-meanwhile. Needs an asyncio event loop (uvicorn, hypercorn, daphne).
-Configuration, and ``shared=``, as for :mod:`gctuner.wsgi`.
+the change, so the core runs in a worker thread of the running async library:
+asyncio's executor (uvicorn, hypercorn, daphne), trio's ``to_thread`` (hypercorn
+``-k trio``, anyio on trio); under any other library it runs inline, blocking
+the loop for at most ``apply_timeout`` but answered all the same.
+
+A request whose client went away before its body was whole (a reset, or the
+server's own 400 to broken chunked framing) is never applied and gets no
+answer: nobody could read it. Configuration, and ``shared=``, as for
+:mod:`gctuner.wsgi`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
+import sys
 from collections.abc import Awaitable, MutableMapping
-from typing import Any, Callable
+from typing import Any, Callable, TypeVar
 
 from gctuner.api.endpoint import Request, Response, TuneEndpoint
 from gctuner.api.routes import Routes
@@ -28,6 +36,7 @@ Message = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+T = TypeVar("T")
 
 
 class GCTunerMiddleware:
@@ -52,22 +61,48 @@ class GCTunerMiddleware:
         if answer is None:
             limit = self.routes.body_limit(method)
             body = await read_body(receive, limit) if limit else b""
-            loop = asyncio.get_running_loop()
-            answer = await loop.run_in_executor(None, route.handle, Request(method, headers, body))
+            if body is None:
+                return  # the client is gone: nothing applied, nobody to answer
+            answer = await run_blocking(route.handle, Request(method, headers, body))
         await send_response(send, answer)
 
 
-async def read_body(receive: Receive, limit: int) -> bytes:
-    """The body's first ``limit`` bytes: stop reading once there are that many."""
+async def read_body(receive: Receive, limit: int) -> bytes | None:
+    """The body's first ``limit`` bytes: stop reading once there are that many.
+    None if the client disconnected before the body was whole."""
     body = b""
     while len(body) < limit:
         message = await receive()
         if message["type"] != "http.request":  # http.disconnect
-            break
+            return None
         body += message.get("body", b"")
         if not message.get("more_body", False):
             break
     return body[:limit]
+
+
+async def run_blocking(function: Callable[..., T], *args: Any) -> T:
+    """``function(*args)`` in a worker thread of the running async library,
+    so that its event loop keeps serving while a POST waits."""
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:  # not asyncio: trio (hypercorn -k trio, anyio's trio backend)?
+        pass
+    else:
+        return await loop.run_in_executor(None, functools.partial(function, *args))
+    trio = sys.modules.get("trio")  # running under trio means it is imported
+    if trio is not None and _in_trio(trio):
+        result: T = await trio.to_thread.run_sync(functools.partial(function, *args))
+        return result
+    return function(*args)  # an unknown library: inline, bounded by apply_timeout
+
+
+def _in_trio(trio: Any) -> bool:
+    try:
+        trio.lowlevel.current_task()
+    except RuntimeError:
+        return False
+    return True
 
 
 async def send_response(send: Send, answer: Response) -> None:

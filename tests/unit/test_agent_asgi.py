@@ -136,5 +136,65 @@ def test_waiting_for_other_processes_never_blocks_the_loop(
     waiting, answer = asyncio.run(watch_the_post())
     stale.release(slot)
     assert waiting, "the POST answered before the loop ran again: it blocked the loop while it waited"
-    assert answer.status == 200
-    assert json.loads(answer.body)["processes"] == {"applied": 1, "total": 2}
+    assert answer.status == 202  # not every process applied it: not a 200 "updated"
+    processes = json.loads(answer.body)["processes"]
+    assert (processes["applied"], processes["total"]) == (1, 2)
+    assert [lag["pid"] for lag in processes["lagging"]] == [os.getpid() + 1]
+
+
+def test_a_client_gone_before_the_body_is_whole_changes_nothing(
+    middleware: GCTunerMiddleware, shared: SharedState
+) -> None:
+    """The JSON is whole, but the server then saw the client go (a reset, or
+    its own 400 to broken chunked framing): never applied, no answer sent."""
+    sent: list[dict[str, Any]] = []
+    messages = [{"type": "http.request", "body": b'{"thresholds": [1234]}', "more_body": True},
+                {"type": "http.disconnect"}]  # fmt: skip
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0)
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "POST", "path": "/tune_gc", "headers": [AUTH, JSON]}
+    asyncio.run(middleware(scope, receive, send))
+    assert sent == []
+    assert shared.runtime.thresholds() == (700, 10, 10)
+    assert shared.desired() is None
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+    middleware: GCTunerMiddleware, shared: SharedState
+) -> None:
+    body = b'{"thresholds": [1234]}'
+    for declared in (len(body) + 10, len(body) - 1):
+        headers = [AUTH, JSON, (b"content-length", str(declared).encode())]
+        answer = asyncio.run(request(middleware, "POST", "/tune_gc", [body], headers))
+        assert answer.status == 400 and "Content-Length" in json.loads(answer.body)["message"]
+    assert shared.runtime.thresholds() == (700, 10, 10) and shared.desired() is None
+
+
+def test_delete_with_a_body_is_refused(middleware: GCTunerMiddleware, shared: SharedState) -> None:
+    for framing in ((b"content-length", b"2"), (b"transfer-encoding", b"chunked"), (b"content-length", b"x")):
+        answer = asyncio.run(request(middleware, "DELETE", "/tune_gc", [b"{}"], [AUTH, JSON, framing]))
+        assert answer.status == 400 and "DELETE takes no body" in json.loads(answer.body)["message"]
+        assert answer.received == 0
+    assert shared.desired() is None
+    plain = asyncio.run(request(middleware, "DELETE", "/tune_gc", [], [AUTH, (b"content-length", b"0")]))
+    assert plain.status == 200
+
+
+def test_under_trio_get_and_post_answer(middleware: GCTunerMiddleware, shared: SharedState) -> None:
+    """hypercorn -k trio: no asyncio loop, the wait runs in trio's worker thread."""
+    trio = pytest.importorskip("trio")
+
+    async def both() -> tuple[Exchange, Exchange]:
+        body = json.dumps({"thresholds": [4321]}).encode()
+        post = await request(middleware, "POST", "/tune_gc", [body], [AUTH, JSON])
+        return post, await request(middleware, "GET", "/tune_gc", [], [])
+
+    post, get = trio.run(both)
+    assert (post.status, get.status) == (200, 200), (post.body, get.body)
+    assert shared.runtime.thresholds()[0] == 4321
+    assert json.loads(get.body)["generation"] == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import subprocess
 import sys
@@ -136,3 +137,32 @@ def test_importing_gctuner_does_not_import_flask() -> None:
     code = "import sys, gctuner; print([m for m in sys.modules if m.split('.')[0] in ('flask', 'werkzeug')])"
     output = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert output.stdout.strip() == "[]"
+
+
+class BrokenChunks(io.BytesIO):
+    """What gunicorn's chunked reader does on bad framing: raise its own
+    ``InvalidChunkSize``, a plain ``Exception``."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise type("InvalidChunkSize", (Exception,), {})("Invalid chunk size: 'zz'")
+
+    readline = read  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize(
+    "environ",
+    [
+        {"wsgi.input": BrokenChunks(), "wsgi.input_terminated": True},  # gunicorn, chunked
+        {"wsgi.input": io.BytesIO(b'{"thresholds": [1]}'), "CONTENT_LENGTH": "100"},  # Werkzeug: short
+    ],
+    ids=["gunicorn-bad-chunks", "short-body"],
+)
+def test_a_body_that_cannot_be_read_is_a_json_400(
+    make_app: Any, shared: SharedState, environ: dict[str, Any]
+) -> None:
+    client = make_app().test_client()
+    headers = {**AUTH, "Content-Type": "application/json"}
+    response = client.post("/tune_gc", data=b"", headers=headers, environ_overrides=environ)
+    assert response.status_code == 400 and response.content_type == "application/json"
+    assert "nothing was applied" in response.json["message"] or "Content-Length" in response.json["message"]
+    assert shared.desired() is None

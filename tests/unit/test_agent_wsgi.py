@@ -115,3 +115,53 @@ def test_headers_from_the_environ() -> None:
 def test_unknown_options_are_refused() -> None:
     with pytest.raises(TypeError, match="unknown GCTunerMiddleware option 'tokn'"):
         GCTunerMiddleware(inner, tokn="x")
+
+
+class BrokenChunks(io.BytesIO):
+    """gunicorn's chunked reader on bad framing: raises its own exception class
+    (``InvalidChunkSize`` is a plain ``Exception``, not an ``OSError``)."""
+
+    def read(self, size: int | None = -1) -> bytes:
+        raise type("InvalidChunkSize", (Exception,), {})("Invalid chunk size: 'zz'")
+
+
+def test_a_body_shorter_than_its_content_length_is_refused(
+    middleware: GCTunerMiddleware, shared: SharedState
+) -> None:
+    body = b'{"thresholds": [1234]}'
+    environ = post_environ(body, CONTENT_LENGTH=str(len(body) + 10))  # the client stopped early
+    status, headers, data = call(middleware, "/tune_gc", "POST", body, **environ)
+    assert status.startswith("400") and headers["Content-Type"] == "application/json"
+    assert "Content-Length" in json.loads(data)["message"]
+    assert shared.runtime.thresholds() == (700, 10, 10) and shared.desired() is None
+
+
+def test_a_body_the_server_cannot_read_is_a_json_400(
+    middleware: GCTunerMiddleware, shared: SharedState
+) -> None:
+    environ = post_environ(b"", CONTENT_LENGTH="", HTTP_TRANSFER_ENCODING="chunked")
+    environ["wsgi.input_terminated"] = True  # type: ignore[assignment]
+    status, headers, data = call(middleware, "/tune_gc", "POST", BrokenChunks(), **environ)
+    assert status.startswith("400") and headers["Content-Type"] == "application/json"
+    assert "InvalidChunkSize" in json.loads(data)["message"]
+    assert shared.desired() is None
+
+
+@pytest.mark.parametrize("framing", [{"CONTENT_LENGTH": "2"}, {"HTTP_TRANSFER_ENCODING": "chunked"},
+                                     {"CONTENT_LENGTH": "-1"}])  # fmt: skip
+def test_delete_with_a_body_is_refused_unread(
+    middleware: GCTunerMiddleware, shared: SharedState, framing: dict[str, str]
+) -> None:
+    environ = {"HTTP_AUTHORIZATION": f"Bearer {TOKEN}", **framing}
+    status, _, data = call(middleware, "/tune_gc", "DELETE", Unreadable(b"{}"), **environ)
+    assert status.startswith("400") and "DELETE takes no body" in json.loads(data)["message"]
+    assert shared.desired() is None
+
+
+def test_content_length_is_digits_only(middleware: GCTunerMiddleware, shared: SharedState) -> None:
+    body = b'{"thresholds": [1234]}'
+    for declared in ("+22", "2_2", "\u0662\u0662", "22, 22"):
+        status, _, data = call(middleware, "/tune_gc", "POST", Unreadable(body),
+                               **post_environ(body, CONTENT_LENGTH=declared))  # fmt: skip
+        assert status.startswith("400"), declared
+    assert shared.desired() is None

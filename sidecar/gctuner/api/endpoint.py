@@ -110,6 +110,13 @@ class TuneEndpoint:
                 return self._changed(None, "restored to startup defaults")
             if len(request.body) > self.config.max_body_bytes:
                 return self._too_large()
+            declared = request.header("content-length")
+            if declared is not None and len(request.body) != _content_length(request.headers):
+                return json_response(
+                    400,
+                    {"message": f"the body has {len(request.body)} bytes, not its Content-Length "
+                     f"of {declared.strip()}: nothing was applied; send the whole body"},
+                )
             return self._post(request.body)
         except OSError as error:  # the state directory, not the client
             where = self.shared.state_dir.path
@@ -130,9 +137,11 @@ class TuneEndpoint:
         if refusal is not None:
             challenge = (("WWW-Authenticate", "Bearer"),) if refusal.challenge else ()
             return json_response(refusal.status, {"message": refusal.message}, challenge)
-        if method != "POST":
-            return None
         length = _content_length(headers)
+        if method == "DELETE":
+            if length != 0 or "transfer-encoding" in headers:  # refused, never read nor ignored
+                return json_response(400, {"message": "DELETE takes no body: send it without one"})
+            return None
         if length is None:
             return json_response(400, {"message": "Content-Length must be a whole number"})
         if length > self.config.max_body_bytes:
@@ -203,9 +212,10 @@ def parse_request_goal(payload: dict[str, Any]) -> Goal:
 
 
 def _content_length(headers: Mapping[str, str]) -> int | None:
-    """The declared body size (0 if not declared), or None if it is garbage."""
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
+    """The declared body size (0 if not declared), or None if it is garbage:
+    only ASCII digits (``int`` would take ``+5``, ``5_0`` or ``٥``, which a
+    server's own reader may count differently)."""
+    value = headers.get("content-length", "0").strip(" \t")
+    if not (value.isascii() and value.isdigit()):
         return None
-    return length if length >= 0 else None
+    return int(value)

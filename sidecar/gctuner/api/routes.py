@@ -11,7 +11,7 @@ import importlib.util
 from collections.abc import Mapping
 from typing import Callable, Protocol
 
-from gctuner.api.endpoint import Request, Response, TuneEndpoint
+from gctuner.api.endpoint import Request, Response, TuneEndpoint, json_response
 from gctuner.pod.publisher import Publisher
 
 METRICS_PATH = "/metrics"
@@ -62,7 +62,22 @@ class Routes:
         if answer is not None:
             return answer
         limit = self.body_limit(method)
-        return route.handle(Request(method, headers, read(limit) if limit else b""))
+        try:
+            body = read(limit) if limit else b""
+        except Exception as error:  # noqa: BLE001  (see unreadable)
+            return unreadable(error)
+        return route.handle(Request(method, headers, body))
+
+
+def unreadable(error: BaseException) -> Response:
+    """The answer to a body the server could not read as framed (gunicorn's
+    ``InvalidChunkSize``, Werkzeug's ``ClientDisconnected``, a reset socket):
+    the client's framing, so a 400 in JSON, not the framework's HTML 500. Any
+    ``Exception`` counts, as each server raises its own; nothing was applied."""
+    reason = f"{type(error).__name__}: {error}"[:200] if str(error) else type(error).__name__
+    return json_response(
+        400, {"message": f"the body could not be read as framed ({reason}); nothing was applied"}
+    )
 
 
 def read_declared(
