@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
 import subprocess
 import sys
 import threading
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +25,7 @@ from gctuner.cli.server import SidecarServer
 from gctuner.core.config import Config
 from gctuner.pod.publisher import Publisher
 from gctuner.pod.statedir import StateDir
+from polling import wait_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -58,12 +62,13 @@ def sidecar(tmp_path: Path) -> Iterator[str]:
 
 def test_publishes_without_counting_itself(sidecar: str, tmp_path: Path) -> None:
     status, answer = fetch(f"{sidecar}/tune_gc", "POST", {"thresholds": [50000]}, **AUTH)
-    assert status == 200
-    assert answer["processes"] == {"applied": 0, "total": 0}
+    assert status == 202  # published, but no process follows: not a 200 "updated"
+    assert answer["processes"] == {"applied": 0, "total": 0, "lagging": []}
+    assert "no process follows" in answer["message"]
     assert answer["new_thresholds"] is None  # no process to report them
     desired = json.loads((tmp_path / "state" / "desired.json").read_text())
     assert desired["settings"]["thresholds"] == [50000]
-    view = {"desired": desired["settings"], "generation": 1, "processes": [], "in_sync": True}
+    view = {"desired": desired["settings"], "generation": 1, "processes": [], "in_sync": False}
     assert fetch(f"{sidecar}/tune_gc") == (200, view)
 
 
@@ -118,3 +123,131 @@ def test_the_installed_follower_says_why_it_does_not_follow(tmp_path: Path) -> N
                             capture_output=True, text=True, timeout=60)  # fmt: skip
     assert result.returncode == 0
     assert result.stderr == "gctuner: not following: GCTUNER_STATE_DIR is not set\n"
+
+
+def raw(url: str, data: bytes, *, half_close: bool = False, timeout: float = 5) -> bytes:
+    """Send ``data`` as is on a new connection; everything the server answers until it closes."""
+    host, port = url[len("http://"):].rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=timeout) as sock:
+        sock.sendall(data)
+        if half_close:
+            sock.shutdown(socket.SHUT_WR)
+        chunks = []
+        while chunk := sock.recv(65536):
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def status_and_json(answer: bytes) -> tuple[int, dict[str, Any]]:
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert b"content-type: application/json" in head.lower(), answer
+    return int(head.split()[1]), json.loads(body)
+
+
+def test_several_content_lengths_are_refused(sidecar: str, tmp_path: Path) -> None:
+    """``-1`` then ``21``: the checks and the reader must not see different ones."""
+    body = b'{"thresholds": [777]}'
+    for lengths in ((b"-1", b"21"), (b"21", b"21"), (b"21", b"300000000")):
+        head = b"POST /tune_gc HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        head += f"Authorization: Bearer {TOKEN}\r\n".encode()
+        head += b"".join(b"Content-Length: " + n + b"\r\n" for n in lengths)
+        status, answer = status_and_json(raw(sidecar, head + b"\r\n" + body, half_close=True))
+        assert status == 400 and "one Content-Length" in answer["message"]
+    assert not (tmp_path / "state" / "desired.json").exists()
+
+
+def test_a_short_body_is_refused(sidecar: str, tmp_path: Path) -> None:
+    body = b'{"thresholds": [777]}'
+    head = f"POST /tune_gc HTTP/1.1\r\nContent-Type: application/json\r\nAuthorization: Bearer {TOKEN}\r\n"
+    head += f"Content-Length: {len(body) + 5}\r\n\r\n"
+    status, answer = status_and_json(raw(sidecar, head.encode() + body, half_close=True))
+    assert status == 400 and "Content-Length" in answer["message"]
+    assert not (tmp_path / "state" / "desired.json").exists()
+
+
+@pytest.mark.parametrize("line", [b"TRACE /tune_gc HTTP/1.1", b"CONNECT example.com:443 HTTP/1.1",
+                                  b"get /tune_gc HTTP/1.1", b"BREW /healthz HTTP/1.1", b"POST /healthz HTTP/1.1",
+                                  b"FOO /nothing HTTP/1.0"])  # fmt: skip
+def test_every_other_method_is_a_json_405(sidecar: str, line: bytes) -> None:
+    status, answer = status_and_json(raw(sidecar, line + b"\r\nHost: x\r\n\r\n"))
+    assert status == 405 and "supported" in answer["message"]
+
+
+@pytest.mark.parametrize("request_line", [b"GET / HTTP/2.0", b"\x16\x03\x01 garbage", b"POST /tune_gc",
+                                          b"GET /tune_gc HTTP/1.1 extra"])  # fmt: skip
+def test_the_standard_library_refusals_are_json_4xx(sidecar: str, request_line: bytes) -> None:
+    status, answer = status_and_json(raw(sidecar, request_line + b"\r\n\r\n"))
+    assert 400 <= status < 500 and answer["message"]
+
+
+def test_idle_connections_time_out_and_never_starve_healthz(tmp_path: Path) -> None:
+    publisher = Publisher(StateDir(tmp_path / "state"))
+    endpoint = TuneEndpoint(Config(token=TOKEN, apply_timeout=0.2), shared=publisher)
+    server = SidecarServer(("127.0.0.1", 0), Routes(endpoint), timeout=1.0, max_connections=8)
+    thread = threading.Thread(target=server.serve_forever)
+    thread.start()
+    host, port = server.server_address[:2]
+    idle = [socket.create_connection((str(host), port)) for _ in range(20)]
+    try:
+        for _ in range(8):
+            assert fetch(f"{server.url}/healthz") == (200, {"status": "ok"})
+        idle[-1].settimeout(5)
+        started = time.monotonic()
+        assert idle[-1].recv(1) == b""  # closed by the server: timed out (or evicted)
+        assert time.monotonic() - started < 3
+    finally:
+        for sock in idle:
+            sock.close()
+        server.stop_soon()
+        thread.join(10)
+        server.server_close()
+
+
+def test_66_idle_connections_under_a_64_file_limit(tmp_path: Path) -> None:
+    """The sidecar as run, under ``ulimit -n 64``: healthz still answers."""
+    import resource
+
+    code = "import sys; from gctuner.cli.main import main; sys.exit(main(sys.argv[1:]))"
+    port = free_port()
+    env = {**os.environ, "GCTUNER_STATE_DIR": str(tmp_path / "state"), "GCTUNER_TOKEN": TOKEN}
+    server = subprocess.Popen(
+        [sys.executable, "-c", code, "sidecar", "--host", "127.0.0.1", "--port", str(port)], env=env,
+        preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64)),
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    idle: list[socket.socket] = []
+    try:
+        wait_for(lambda: _healthy(url), 30, "the sidecar to answer")
+        idle = [socket.create_connection(("127.0.0.1", port)) for _ in range(66)]
+        answered = sum(_healthy(url) for _ in range(8))
+        assert answered == 8
+    finally:
+        for sock in idle:
+            sock.close()
+        server.terminate()
+        server.wait(10)
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return fetch(f"{url}/healthz") == (200, {"status": "ok"})
+    except OSError:
+        return False
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_connection_bound_follows_the_file_limit(monkeypatch: pytest.MonkeyPatch) -> None:
+    import resource
+
+    from gctuner.cli.server import connection_bound
+
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (64, 64))
+    assert connection_bound() == 48
+    monkeypatch.setattr(resource, "getrlimit", lambda _: (1 << 20, 1 << 20))
+    assert connection_bound() == 64
