@@ -45,7 +45,8 @@ def test_publish_counts_generations(state_dir: StateDir) -> None:
     assert desired is not None
     assert (desired.generation, desired.settings, desired.time) == (2, None, "t2")
     on_disk = json.loads((state_dir.path / "desired.json").read_text())
-    assert on_disk == {"generation": 2, "settings": None, "time": "t2"}
+    assert on_disk == {"generation": 2, "settings": None, "time": "t2", "id": desired.id}
+    assert (state_dir.path / "generation").read_text() == "2"
 
 
 def test_concurrent_publishers_never_share_a_generation(state_dir: StateDir) -> None:
@@ -68,7 +69,7 @@ def test_a_tampered_desired_state_is_validated(state_dir: StateDir) -> None:
     (state_dir.path / "desired.json").write_text('{"generation": 3, "settings": {"thresholds": [-5]}}')
     with pytest.raises(ValueError, match="thresholds"):
         state_dir.read_desired()
-    assert state_dir.publish(TUNED, "t").generation == 1  # starts over
+    assert state_dir.publish(TUNED, "t").generation == 4  # after the generation it held: never one again
 
 
 def test_the_private_default_directory_must_be_ours(tmp_path: Path) -> None:
@@ -76,10 +77,10 @@ def test_the_private_default_directory_must_be_ours(tmp_path: Path) -> None:
     private.ensure()
     assert (os.stat(private.path).st_mode & 0o777) == 0o700
     os.chmod(private.path, 0o777)
-    with pytest.raises(StateDirError, match="writable by other users"):
+    with pytest.raises(StateDirError, match="writable by every user"):
         private.ensure()
     (tmp_path / "file").write_text("")
-    with pytest.raises(StateDirError, match="not a directory owned by this user"):
+    with pytest.raises(StateDirError, match="is not a directory"):
         StateDir(tmp_path / "file", private=True).ensure()
 
 

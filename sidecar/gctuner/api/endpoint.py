@@ -23,7 +23,7 @@ from gctuner.core.applied_by import AppliedBy, split_applied_by
 from gctuner.core.auth import TokenCheck
 from gctuner.core.config import Config
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
-from gctuner.pod.publisher import Publisher
+from gctuner.pod.publisher import Publisher, Rollout
 
 METHODS = ("GET", "POST", "DELETE")
 _EXAMPLE = '{"thresholds": [50000, 20, 100], "freeze": false}'
@@ -184,7 +184,7 @@ class TuneEndpoint:
             "generation": rollout.generation,
             "processes": rollout.to_json(),
         }
-        return json_response(200, data)
+        return self._answer(rollout, data)
 
     def _changed(
         self, settings: Settings | None, what: str, applied_by: AppliedBy | None = None
@@ -198,7 +198,22 @@ class TuneEndpoint:
             data["freeze"] = settings.freeze
         data["generation"] = rollout.generation
         data["processes"] = rollout.to_json()
-        return json_response(200, data)
+        return self._answer(rollout, data)
+
+    def _answer(self, rollout: Rollout, data: dict[str, Any]) -> Response:
+        """200 only when every process applied it and there is one; else 202
+        (published, it may still arrive), saying which processes lag and why."""
+        if rollout.complete:
+            return json_response(200, data)
+        if rollout.total == 0:
+            where = self.shared.state_dir.path
+            why = (f"no process follows {where}, so none applied it: is the app running, "
+                   "with the same GCTUNER_STATE_DIR?")  # fmt: skip
+        else:
+            why = (f"only {rollout.applied} of {rollout.total} processes applied it within "
+                   f"{self.config.apply_timeout:g} s; processes.lagging says which and why")  # fmt: skip
+        data["message"] = f"Not applied everywhere: generation {rollout.generation} is published, but {why}."
+        return json_response(202, data)
 
 
 def parse_request_goal(payload: dict[str, Any]) -> Goal:

@@ -8,12 +8,18 @@ refuses every change rather than letting them all through.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import hmac
 import os
+import time
 
 from gctuner.core.config import NAMES, Config
 
 _ENCODING = ("utf-8", "surrogatepass")  # injective, so no two headers compare equal
+
+REREAD_SECONDS = 5.0
+"""The token file is read again at least this often even if ``stat`` shows no
+change (a file system whose timestamps are too coarse to tell two writes apart)."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -33,7 +39,8 @@ class TokenCheck:
         self._token = (config.token or "").strip().encode(*_ENCODING) or None
         self._file = config.token_file
         self._allow_unauthenticated = config.allow_unauthenticated
-        self._cached: tuple[tuple[int, int, int, int], bytes] | None = None
+        self._cached: tuple[tuple[int, ...], bytes] | None = None
+        self._read_at = 0.0
 
     def check(self, authorization: str | None) -> Refusal | None:
         """None if the request may proceed, else the refusal to answer with."""
@@ -63,7 +70,7 @@ class TokenCheck:
                 "'Authorization: Bearer <token>' header",
                 challenge=True,
             )
-        if not hmac.compare_digest(given, expected):
+        if not hmac.compare_digest(hashlib.sha256(given).digest() if self._file else given, expected):
             return Refusal(401, "the bearer token is not valid", challenge=True)
         return None
 
@@ -72,11 +79,14 @@ class TokenCheck:
         if self._file is None:
             return self._token
         info = os.stat(self._file)  # follows the symlink a Secret volume swaps
-        key = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_size)
-        if self._cached is None or self._cached[0] != key:
+        # ctime too: a rewrite in place that restores the size and the mtime cannot restore it
+        key = (info.st_dev, info.st_ino, info.st_mtime_ns, info.st_ctime_ns, info.st_size)
+        now = time.monotonic()
+        if self._cached is None or self._cached[0] != key or now - self._read_at >= REREAD_SECONDS:
             with open(self._file, "rb") as handle:
-                token = handle.read().strip()
+                token = handle.read(64 * 1024).strip()
             if not token:
                 raise OSError("the file is empty")
-            self._cached = (key, token)
+            self._cached = (key, hashlib.sha256(token).digest())
+            self._read_at = now
         return self._cached[1]

@@ -16,6 +16,7 @@ Nothing happens at import time.
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import os
@@ -28,7 +29,7 @@ from gctuner.core.pauses import PauseRecorder
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod import uwsgi
 from gctuner.pod.shared import SharedState
-from gctuner.pod.statedir import StateDir, default_state_dir
+from gctuner.pod.statedir import StateDir, default_state_dir, server_process
 
 log = logging.getLogger("gctuner")
 
@@ -65,8 +66,9 @@ def follow(
     """Make this process follow the shared state in ``state_dir``.
 
     Applies the current desired state now and keeps following it in a daemon
-    thread; idempotent. ``None`` means :func:`default_state_dir`, created
-    private to this user. ``recorder`` adds this process's pause recording to
+    thread; idempotent. ``None`` means :func:`default_state_dir`, one
+    directory per server, private to this user, removed when the server's
+    process exits cleanly. ``recorder`` adds this process's pause recording to
     what it reports. Raises ``OSError`` if the directory is unusable, so a
     misconfiguration shows at start-up, not at the first POST.
     """
@@ -80,6 +82,8 @@ def follow(
                 StateDir(path, private=state_dir is None), process_runtime()
             )
             _members[key] = member
+            if state_dir is None and server_process()[0] == os.getpid():
+                atexit.register(_remove_at_exit, member, os.getpid())
         if recorder is not None:
             member.recorder = recorder
         if not _fork_hook_registered:
@@ -114,6 +118,18 @@ def goal_from_config(config: Config) -> Goal | None:
         return parse_goal(json.loads(config.goal))
     except (ValueError, RecursionError) as error:  # InvalidSettings is a ValueError
         raise ValueError(f"{NAMES['goal']} is not a valid goal: {error}") from None
+
+
+def _remove_at_exit(member: SharedState, pid: int) -> None:
+    """The server's own process leaves: its default directory goes with it
+    (not in a forked worker, which inherits this handler)."""
+    if os.getpid() != pid:
+        return
+    try:
+        member.stop(timeout=0.5)
+        member.state_dir.remove()
+    except Exception as error:  # noqa: BLE001  (exiting anyway)
+        log.warning("gctuner: cannot remove %s: %s", member.state_dir.path, error)
 
 
 def step_aside() -> None:

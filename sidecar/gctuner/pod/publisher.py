@@ -26,14 +26,28 @@ holds more (the numbers behind ``/metrics``)."""
 
 @dataclasses.dataclass(frozen=True)
 class Rollout:
-    """How far one generation got: ``applied`` of ``total`` live processes."""
+    """How far one generation got: ``applied`` of ``total`` live processes.
+
+    ``total`` counts every process with a live record in the state directory
+    (a worker being re-spawned counts again once it follows); ``lagging``
+    names the others, each with why.
+    """
 
     generation: int
     applied: int
     total: int
+    lagging: tuple[dict[str, Any], ...] = ()
 
-    def to_json(self) -> dict[str, int]:
-        return {"applied": self.applied, "total": self.total}
+    @property
+    def complete(self) -> bool:
+        """Every process applied it, and there is at least one."""
+        return self.total > 0 and self.applied == self.total
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"applied": self.applied, "total": self.total}
+        if not self.complete:
+            data["lagging"] = list(self.lagging)
+        return data
 
 
 def wait_for_rollout(
@@ -45,14 +59,31 @@ def wait_for_rollout(
     sleep: Callable[[float], None] = time.sleep,
     poll: float = 0.02,
 ) -> Rollout:
-    """Wait until every live process applied ``generation`` (or a later one)."""
+    """Wait until every live process applied ``generation`` (or a later one);
+    with no process following, the whole ``timeout`` (one may be starting)."""
     deadline = clock() + timeout
     while True:
         records = state_dir.records()
-        applied = sum(1 for record in records if record_generation(record) >= generation)
-        if applied == len(records) or clock() >= deadline:
-            return Rollout(generation, applied, len(records))
+        lagging = [lag for lag in (lag_reason(record, generation, timeout) for record in records) if lag]
+        if (records and not lagging) or clock() >= deadline:
+            return Rollout(generation, len(records) - len(lagging), len(records), tuple(lagging))
         sleep(poll)
+
+
+def lag_reason(record: dict[str, Any], generation: int, timeout: float) -> dict[str, Any] | None:
+    """Why the process of ``record`` does not count as having applied ``generation``, or None."""
+    problem = record.get("problem")
+    if isinstance(problem, str) and problem:
+        reason = problem[:500]
+    elif record_generation(record) >= generation:
+        return None
+    else:
+        reason = (
+            f"has not applied generation {generation} within {timeout:g} s "
+            f"(it runs generation {record_generation(record)}): busy, stopped (SIGSTOP) "
+            "or without its follower thread (uWSGI without --enable-threads)"
+        )
+    return {"pid": record.get("pid"), "generation": record_generation(record), "reason": reason}
 
 
 class Publisher:
@@ -137,7 +168,8 @@ class Publisher:
             "desired": None if settings is None else settings.to_json(),
             "generation": generation,
             "processes": [process_view(record) for record in records],
-            "in_sync": all(record_generation(record) == generation for record in records),
+            "in_sync": bool(records)
+            and all(record_generation(record) == generation and not record.get("problem") for record in records),
         }
         if desired is not None and desired.applied_by is not None:
             view["applied_by"] = desired.applied_by.to_json()
@@ -160,6 +192,8 @@ def process_view(record: dict[str, Any]) -> dict[str, Any]:
     record, rewritten every few seconds, so that any process (or the sidecar)
     can tell the pause times of all of them, as ``gctuner status`` shows."""
     view = {key: record.get(key) for key in RECORD_FIELDS}
+    if record.get("problem"):
+        view["problem"] = record["problem"]
     view["pauses"] = summarize(record.get("pauses"))
     return view
 

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from gctuner.autopilot.memory import process_rss
 from gctuner.core.pauses import PauseRecorder
 from gctuner.core.runtime import GCRuntime
+from gctuner.pod import uwsgi
 from gctuner.pod.pilot import Pilot
 from gctuner.pod.publisher import Publisher, Rollout, iso_time, wait_for_rollout
 from gctuner.pod.statedir import Desired, Slot, StateDir
@@ -63,8 +64,10 @@ class SharedState(Publisher):
         self.interval = interval
         self._slot: Slot | None = None
         self._applied = 0  # generation applied here; 0 = never told anything
+        self._applied_key: tuple[int, str | None] = (0, None)  # and which publish it was
         self._signature: tuple[int, int, int] | None = None
         self._reported: tuple[int, ...] | None = None
+        self._problem_logged = False
         self._following = False  # here, and in the processes forked from here
         self._owner = os.getpid()
         self._reset_threading()
@@ -111,6 +114,8 @@ class SharedState(Publisher):
         only if the thresholds did.
         """
         with self._lock:
+            if full:
+                self.state_dir.ensure()  # re-made if wiped; refused if swapped for a link or opened up
             if self._slot is not None and full and not self.state_dir.is_registered(self._slot):
                 os.close(self._slot.fd)  # our files were wiped: join again
                 self._slot = None
@@ -133,7 +138,7 @@ class SharedState(Publisher):
             self._warn(f"ignoring {self.state_dir.path}/desired.json: {error}")
             return
         self._desired = desired
-        if desired is None or desired.generation == self._applied:
+        if desired is None or desired.key == self._applied_key:
             return
         if desired.settings is None:
             self.runtime.restore()
@@ -142,12 +147,19 @@ class SharedState(Publisher):
         if desired.collect:
             self.runtime.collect()
         self._applied = desired.generation
+        self._applied_key = desired.key
         self._reported = None
 
     def _record(self, thresholds: tuple[int, ...]) -> dict[str, Any]:
+        problem = uwsgi.follow_problem()
+        if problem is not None and not self._problem_logged:
+            log.warning("gctuner: %s", problem)
+            self._problem_logged = True
         return {
             "pid": os.getpid(),
             "generation": self._applied,
+            "id": self._applied_key[1],
+            "problem": problem,
             "thresholds": list(thresholds),
             "frozen": self.runtime.frozen(),
             "time": iso_time(self._wallclock()),
@@ -168,15 +180,18 @@ class SharedState(Publisher):
                 self.pilot.step(self._desired)
             except OSError as error:
                 self._warn(f"cannot follow {self.state_dir.path}: {error}")
-            except Exception as error:  # noqa: BLE001  (a bug must not stop this process from following)
-                self._warn(f"following {self.state_dir.path} failed: {error!r}")
+            except BaseException as error:  # noqa: BLE001  (nothing may stop this process from following)
+                self._warn(f"following {self.state_dir.path} failed: {type(error).__name__}")
             else:
                 self._last_warning = ""
 
     def _warn(self, message: str) -> None:
         """Log a problem once, not ten times a second."""
         if message != self._last_warning:
-            log.warning("gctuner: %s", message)
+            try:
+                log.warning("gctuner: %s", message)
+            except Exception:  # noqa: BLE001  (a broken log handler must not stop the follower)
+                pass
             self._last_warning = message
 
     def _published(self) -> None:

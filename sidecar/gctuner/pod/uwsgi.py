@@ -27,6 +27,14 @@ class _Server(Protocol):
     def masterpid(self) -> int: ...
 
 
+OSAFTERFORK = "py-call-osafterfork"
+FOLLOW_PROBLEM = (
+    "this process is the uWSGI master: it follows, yet serves no request, and "
+    "the workers it forks never run Python's at-fork hooks, so they never follow; "
+    f"start uWSGI with --{OSAFTERFORK} (and --enable-threads)"
+)
+
+
 def _server() -> _Server | None:
     module = sys.modules.get("uwsgi")
     return cast("_Server", module) if hasattr(module, "worker_id") else None
@@ -37,6 +45,33 @@ def in_master() -> bool:
     (it becomes worker 1 when uWSGI runs without ``--master``)."""
     server = _server()
     return server is not None and server.worker_id() == 0
+
+
+def calls_python_after_fork(server: object) -> bool:
+    """True if uWSGI runs Python's at-fork hooks in its workers (``--py-call-osafterfork``)."""
+    options = getattr(server, "opt", None)
+    if not isinstance(options, dict):
+        return False
+    value = options.get(OSAFTERFORK, options.get(OSAFTERFORK.encode()))
+    if isinstance(value, bytes):
+        value = value.decode(errors="replace")
+    if isinstance(value, str):
+        return value.strip().lower() not in ("", "0", "false", "no", "off")
+    return bool(value)
+
+
+def follow_problem() -> str | None:
+    """Why this process's record must not count as applied, or None.
+
+    A process that started following before uWSGI made its module (the
+    sidecar's ``sitecustomize``, at interpreter start) did not step aside in
+    the master; without ``--py-call-osafterfork`` its workers never re-join,
+    and the master alone would answer "1 of 1 applied".
+    """
+    server = _server()
+    if server is None or server.worker_id() != 0 or calls_python_after_fork(server):
+        return None
+    return FOLLOW_PROBLEM
 
 
 def after_fork(callback: Callable[[], None]) -> None:
