@@ -77,6 +77,7 @@ def test_post_applies_and_counts_processes(endpoint: TuneEndpoint) -> None:
         "freeze": False,
         "generation": 1,
         "processes": {"applied": 1, "total": 1},
+        "frozen": {"processes": 0, "of": 1, "note": "nothing is frozen"},
     }
     assert thresholds(endpoint) == (50000, 20, 100)
 
@@ -109,9 +110,23 @@ def test_delete_restores_startup_defaults(endpoint: TuneEndpoint) -> None:
         "new_thresholds": [700, 10, 10],
         "generation": 2,
         "processes": {"applied": 1, "total": 1},
+        "frozen": {"processes": 0, "of": 1, "note": "nothing is frozen"},
     }
     assert endpoint.shared.runtime.frozen() == 0
     assert answer(endpoint.handle(Request("GET", {})))["desired"] is None
+
+
+def test_the_answer_says_what_stays_frozen(endpoint: TuneEndpoint) -> None:
+    """freeze: false never unfreezes, and a DELETE keeps what the app froze
+    first (GCTUNER_FREEZE_AFTER_PRELOAD): the answer says so."""
+    endpoint.shared.runtime._gc.freeze()  # the app's own, before any POST
+    frozen = answer(post(endpoint, {"thresholds": [5000], "freeze": True}))["frozen"]
+    assert frozen == {"processes": 1, "of": 1, "note": "objects are frozen in 1 of 1 processes"}
+    frozen = answer(post(endpoint, {"thresholds": [5000], "freeze": False}))["frozen"]
+    assert frozen["processes"] == 1 and "freeze: false does not unfreeze" in frozen["note"]
+    frozen = answer(endpoint.handle(Request("DELETE", AUTH)))["frozen"]
+    assert frozen["processes"] == 1 and "the app (or GCTUNER_FREEZE_AFTER_PRELOAD)" in frozen["note"]
+    assert endpoint.shared.runtime.frozen() == 200  # the app's and ours: unfreeze cannot part them
 
 
 def test_pauses_can_be_switched_off(tmp_path: Path) -> None:

@@ -92,6 +92,21 @@ def test_restore_leaves_the_apps_own_freeze_alone() -> None:
     assert fake.frozen == 100
 
 
+def test_restore_after_our_freeze_keeps_what_the_app_froze_first() -> None:
+    """GCTUNER_FREEZE_AFTER_PRELOAD: gunicorn's master froze the app before the
+    fork; a POST with freeze: true then a DELETE must not unfreeze it (gc.unfreeze
+    cannot tell the two apart, so ours stays frozen too)."""
+    fake = FakeGC()
+    fake.freeze()  # the master, before the fork
+    runtime = GCRuntime(fake)
+    runtime.apply(Settings((5000,), freeze=True))
+    runtime.apply(Settings((6000,), freeze=True))
+    runtime.restore()
+    assert fake.frozen == 300 and runtime.thresholds() == runtime.defaults
+    runtime.apply(Settings((5000,), freeze=False))  # false never unfreezes
+    assert fake.frozen == 300
+
+
 def test_snapshot() -> None:
     runtime = GCRuntime(FakeGC((700, 10, 10)), version_info=(3, 13, 1, "final", 0), free_threaded=False)
     runtime.apply(Settings((5000, 20, 100)))

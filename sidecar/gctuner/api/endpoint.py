@@ -23,7 +23,7 @@ from gctuner.core.applied_by import AppliedBy, split_applied_by
 from gctuner.core.auth import TokenCheck
 from gctuner.core.config import Config
 from gctuner.core.settings import InvalidSettings, Settings, parse_settings
-from gctuner.pod.publisher import Publisher, Rollout
+from gctuner.pod.publisher import Publisher, Rollout, record_generation
 
 METHODS = ("GET", "POST", "DELETE")
 _EXAMPLE = '{"thresholds": [50000, 20, 100], "freeze": false}'
@@ -198,6 +198,7 @@ class TuneEndpoint:
             data["freeze"] = settings.freeze
         data["generation"] = rollout.generation
         data["processes"] = rollout.to_json()
+        data["frozen"] = frozen_state(self.shared.records(), rollout.generation, settings)
         return self._answer(rollout, data)
 
     def _answer(self, rollout: Rollout, data: dict[str, Any]) -> Response:
@@ -214,6 +215,31 @@ class TuneEndpoint:
                    f"{self.config.apply_timeout:g} s; processes.lagging says which and why")  # fmt: skip
         data["message"] = f"Not applied everywhere: generation {rollout.generation} is published, but {why}."
         return json_response(202, data)
+
+
+def frozen_state(
+    records: list[dict[str, Any]], generation: int, settings: Settings | None
+) -> dict[str, Any]:
+    """What stays frozen after a POST or DELETE (``gc.freeze`` is an action, so
+    ``freeze: false`` never unfreezes, and a DELETE unfreezes only what gctuner
+    froze, never what the app froze first): in how many of the processes that
+    applied it objects are frozen, and what that means."""
+    counts = [record["frozen"] for record in records
+              if record_generation(record) >= generation and type(record.get("frozen")) is int]  # fmt: skip
+    frozen = sum(1 for count in counts if count > 0)
+    where = f"{frozen} of {len(counts)} processes"
+    if frozen == 0:
+        note = "nothing is frozen"
+    elif settings is None:
+        note = (f"objects stay frozen in {where}: DELETE unfreezes only what gctuner froze, and "
+                "not even that when the app (or GCTUNER_FREEZE_AFTER_PRELOAD) froze objects "
+                "first, since gc.unfreeze cannot tell them apart")  # fmt: skip
+    elif settings.freeze:
+        note = f"objects are frozen in {where}"
+    else:
+        note = (f"objects stay frozen in {where}: freeze: false does not unfreeze "
+                "(DELETE unfreezes what gctuner froze)")  # fmt: skip
+    return {"processes": frozen, "of": len(counts), "note": note}
 
 
 def parse_request_goal(payload: dict[str, Any]) -> Goal:

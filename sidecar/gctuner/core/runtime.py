@@ -118,6 +118,9 @@ class GCRuntime:
         self.flavour = detect_flavour(version_info, free_threaded)
         self.defaults: tuple[int, ...] = tuple(gc_module.get_threshold())
         self._froze = False
+        self._frozen_before: int = 0
+        """Objects already frozen (by the app, by ``GCTUNER_FREEZE_AFTER_PRELOAD``
+        in gunicorn's master) when we first froze: ours cannot be told from them."""
 
     def thresholds(self) -> tuple[int, ...]:
         """The thresholds in force now (cheap: the follower polls it)."""
@@ -135,6 +138,8 @@ class GCRuntime:
         """Set the thresholds (those left out keep their values), then freeze."""
         self._gc.set_threshold(*settings.thresholds)
         if settings.freeze:
+            if not self._froze:
+                self._frozen_before = self.frozen()
             self._gc.freeze()
             self._froze = True
 
@@ -143,14 +148,18 @@ class GCRuntime:
         self._gc.collect()
 
     def restore(self) -> None:
-        """Back to the startup thresholds; unfreeze only what we froze.
+        """Back to the startup thresholds; never unfreeze what the app froze.
 
-        ``gc.unfreeze`` cannot tell our freeze from the app's, so an app that
-        froze its own heap and never asked us to freeze keeps it frozen.
+        ``gc.unfreeze`` unfreezes everything, ours and the app's alike. So it is
+        called only if nothing was frozen before our first freeze; if the app
+        (or gunicorn's master under ``GCTUNER_FREEZE_AFTER_PRELOAD``) had frozen
+        objects already, everything stays frozen, ours included, and the
+        process's ``frozen`` count says so. ``freeze: false`` never unfreezes.
         """
         self._gc.set_threshold(*self.defaults)
         if self._froze:
-            self._gc.unfreeze()
+            if self._frozen_before == 0:
+                self._gc.unfreeze()
             self._froze = False
 
     def snapshot(self) -> dict[str, Any]:
