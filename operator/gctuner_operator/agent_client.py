@@ -78,8 +78,11 @@ class AgentClient:
 def _all_processes(answer: dict[str, Any]) -> dict[str, Any]:
     processes = answer.get("processes") or {}
     applied, total = processes.get("applied"), processes.get("total")
-    if not isinstance(applied, int) or not isinstance(total, int) or applied < total:
-        raise AgentError("NotApplied", f"{applied} of {total} processes applied the settings in time")
+    # the agent answers 202 for these (applied < total, or no process follows): never a success
+    if not isinstance(applied, int) or not isinstance(total, int) or applied < total or total == 0:
+        detail = answer.get("message") if total == 0 or applied != total else None
+        raise AgentError("NotApplied", f"{applied} of {total} processes applied the settings in time"
+                         + (f": {str(detail)[:300]}" if detail else ""))
     return answer
 
 
