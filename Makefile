@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries node-binaries node-packages node-images node-test free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
+.PHONY: help venv binaries node-binaries node-packages node-cluster node-cluster-down node-test free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
 
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -55,6 +55,18 @@ node-packages:  ## install the real node's Debian packages (containerd, runc, CN
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+node-binaries: venv node-packages  ## the real node's builds: kubelet, controller-manager, scheduler, pause and the images (cached in ~/.cache/gctuner)
+	@$(BIN)/python -m gctuner_localcluster.realnode build
+
+node-cluster: node-binaries  ## start a local cluster with a real node (containers; root) in the background; prints the export line
+	@$(BIN)/python -m gctuner_localcluster.realnode up
+
+node-cluster-down: venv  ## stop the real-node cluster; nothing left running or mounted
+	@$(BIN)/python -m gctuner_localcluster.realnode down
+
+node-test: node-binaries  ## the end-to-end tests on the real node (pods as containers)
+	@$(BIN)/pytest tests/e2e_node
+
 wrk:
 	@command -v wrk >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq && apt-get install -y -qq wrk >/dev/null; } \
 		|| { echo "make bench needs wrk: run 'sudo apt-get install -y wrk'" >&2; exit 1; }
@@ -73,8 +85,9 @@ bench: binaries wrk  ## the benchmarks (BENCH="name ..." for some); tables in be
 cluster: binaries  ## start a local cluster in the background; prints the line to export (KUBECONFIG, PATH)
 	@$(BIN)/gctuner-localcluster up
 
-cluster-down: venv  ## stop the local cluster
+cluster-down: venv  ## stop the local cluster (and a real-node one)
 	@$(BIN)/gctuner-localcluster down
+	@$(BIN)/python -m gctuner_localcluster.realnode down
 
 operator: venv  ## run the operator in the foreground against the current KUBECONFIG
 	@$(BIN)/gctuner-operator
