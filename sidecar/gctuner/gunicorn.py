@@ -1,10 +1,19 @@
 """gunicorn server hooks: ``gunicorn -c python:gctuner.gunicorn app:app``.
 
-Or, in your own ``gunicorn.conf.py``::
+``-c`` names one configuration, so it would replace the app's own
+``gunicorn.conf.py`` (which gunicorn reads only when no ``-c`` is given).
+Given as ``-c python:gctuner.gunicorn`` (on the command line or in
+``GUNICORN_CMD_ARGS``), this module therefore reads ``./gunicorn.conf.py``
+itself when there is one: its settings (``workers``, ``bind``, ...) apply, its
+other hooks stay, and its ``when_ready``, ``pre_fork`` and ``post_worker_init``
+run first, then ours.
 
-    from gctuner.gunicorn import post_worker_init, pre_fork, when_ready
+Or keep your own ``-c``, and in your configuration::
 
-(calling them from your own hooks of the same names if you have some).
+    from gctuner.gunicorn import *  # when_ready, pre_fork, post_worker_init
+
+(if you define hooks of those names, call ``gctuner.gunicorn.pre_fork(server,
+worker)`` and the others from them).
 
 - Every worker follows the shared state once it has loaded the app, so an
   app with no gctuner code in it is tuned too (the route can then come from
@@ -27,7 +36,12 @@ Configuration comes from the environment (:data:`gctuner.core.config.NAMES`).
 from __future__ import annotations
 
 import gc
-from typing import Any
+import os
+import runpy
+import shlex
+import sys
+from collections.abc import Sequence
+from typing import Any, Callable
 
 from gctuner.core.config import Config
 from gctuner.pod import agent
@@ -58,5 +72,60 @@ def post_worker_init(worker: Any) -> None:
     agent.follow_config()
 
 
+HOOKS = ("when_ready", "pre_fork", "post_worker_init")
+APP_CONFIG = "gunicorn.conf.py"
+"""The app's own configuration, where gunicorn looks for it: the working directory."""
+SELF = "python:gctuner.gunicorn"
+
+
+def named_as_config(argv: Sequence[str], cmd_args: str) -> bool:
+    """Is this module gunicorn's ``-c`` (``GUNICORN_CMD_ARGS`` first, then
+    the command line, as gunicorn reads them; the last one wins)?"""
+    named = None
+    words = [*shlex.split(cmd_args), *argv]
+    for index, word in enumerate(words):
+        if word in ("-c", "--config") and index + 1 < len(words):
+            named = words[index + 1]
+        elif word.startswith("--config="):
+            named = word[len("--config="):]
+        elif word.startswith("-c") and len(word) > 2 and not word.startswith("--"):
+            named = word[2:]
+    return named == SELF
+
+
+def compose(app_config: dict[str, Any], ours: dict[str, Any]) -> dict[str, Any]:
+    """The app's settings and hooks, with ours chained after its hooks of the same names."""
+    composed = {name: value for name, value in app_config.items() if not name.startswith("_")}
+    for name in HOOKS:
+        mine, theirs = ours[name], app_config.get(name)
+        composed[name] = mine if theirs is None or theirs is mine else _chain(theirs, mine)
+    return composed
+
+
+def _chain(first: Callable[..., Any], then: Callable[..., Any]) -> Callable[..., None]:
+    """``first`` then ``then``, taking as many arguments as gunicorn checks a hook takes."""
+    if then is pre_fork:
+        def hook2(server: Any, worker: Any) -> None:
+            first(server, worker)
+            then(server, worker)
+
+        return hook2
+
+    def hook(server_or_worker: Any) -> None:
+        first(server_or_worker)
+        then(server_or_worker)
+
+    return hook
+
+
+def _load_app_config() -> None:
+    path = os.path.join(os.getcwd(), APP_CONFIG)
+    if not named_as_config(sys.argv[1:], os.environ.get("GUNICORN_CMD_ARGS", "")) or not os.path.isfile(path):
+        return
+    app_config = runpy.run_path(path, run_name="__config__")  # as gunicorn runs it
+    globals().update(compose(app_config, {name: globals()[name] for name in HOOKS}))
+
+
 if _freezing():
     gc.disable()  # gunicorn reads this module before --preload imports the app
+_load_app_config()

@@ -8,12 +8,14 @@ recipe; and the hooks alone tuning an app that has no gctuner code in it.
 from __future__ import annotations
 
 import contextlib
+import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 from agent_servers import (
+    APPS,
     AUTH,
     BIN,
     TOKEN,
@@ -26,6 +28,7 @@ from agent_servers import (
     tune_and_converge,
 )
 
+from gctuner_localcluster.process import ManagedProcess
 from polling import wait_for
 
 pytestmark = pytest.mark.timeout(180)
@@ -117,3 +120,66 @@ def sidecar_for(tmp_path: Path, state: Path) -> Iterator[str]:
     command = [str(BIN / "gctuner"), "sidecar", "--host", "127.0.0.1", "--port", url.rsplit(":", 1)[1]]
     with serving(command, agent_env(state), tmp_path / "sidecar.log", f"{url}/healthz"):
         yield f"{url}/tune_gc"
+
+
+@pytest.mark.parametrize("how", ["command-line", "GUNICORN_CMD_ARGS"])
+def test_the_hooks_keep_the_apps_own_gunicorn_conf(tmp_path: Path, how: str) -> None:
+    """``-c python:gctuner.gunicorn`` replaces ./gunicorn.conf.py as gunicorn's
+    config: ours reads it, so its 3 workers on its port and its own hook stay."""
+    port = free_port()
+    app_dir = tmp_path / "app"
+    app_dir.mkdir()
+    (app_dir / "gunicorn.conf.py").write_text(textwrap.dedent(f"""
+        import os
+        workers = 3
+        bind = "127.0.0.1:{port}"
+        graceful_timeout = 5
+
+        def post_worker_init(worker):
+            with open(os.path.join({str(tmp_path)!r}, f"hook-{{os.getpid()}}"), "w"):
+                pass
+    """))
+    state = tmp_path / "state"
+    command = [str(BIN / "gunicorn"), "plain_app:application"]
+    env = agent_env(state)
+    if how == "command-line":
+        command[1:1] = ["-c", HOOKS]
+    else:
+        env["GUNICORN_CMD_ARGS"] = f"-c {HOOKS}"
+    server = ManagedProcess("gunicorn", command, tmp_path / "gunicorn.log", env=env, cwd=app_dir)
+    server.start()
+    try:
+        url = f"http://127.0.0.1:{port}"
+        server.wait_until(lambda: _answers(f"{url}/"), 60, f"answering on the configured port {port}")
+        with sidecar_for(tmp_path, state) as tune:
+            seen = tune_and_converge(tune, f"{url}/", 3)
+        assert len(seen) == 3 and all(answer["thresholds"] == TUNED for answer in seen.values())
+        assert {int(p.name.split("-")[1]) for p in tmp_path.glob("hook-*")} >= set(seen)  # the app's hook ran
+        assert APPS.is_dir()
+    finally:
+        server.stop(grace=15)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return requests.get(url, timeout=5).status_code == 200
+    except requests.ConnectionError:
+        return False
+
+
+def test_delete_keeps_the_freeze_after_preload(tmp_path: Path) -> None:
+    """A freeze: true POST then a DELETE: what GCTUNER_FREEZE_AFTER_PRELOAD froze
+    in the master stays frozen in every worker, and the answer says so."""
+    options = ("-c", HOOKS, "--preload")
+    with gunicorn(tmp_path, "flask_app:app", *options, GCTUNER_FREEZE_AFTER_PRELOAD="1") as url:
+        tune = f"{url}/tune_gc"
+        wait_for(lambda: len(requests.get(tune, timeout=5).json()["processes"]) == WORKERS, 60, "4 followers")
+        before = {p["pid"]: p["frozen"] for p in requests.get(tune, timeout=5).json()["processes"]}
+        assert all(count > 1000 for count in before.values())
+        response = requests.post(tune, json={"thresholds": TUNED, "freeze": True}, headers=AUTH, timeout=10)
+        assert response.status_code == 200, response.text
+        answer = requests.delete(tune, headers=AUTH, timeout=10).json()
+        assert answer["frozen"]["processes"] == WORKERS, answer
+        assert "GCTUNER_FREEZE_AFTER_PRELOAD" in answer["frozen"]["note"]
+        after = {p["pid"]: p["frozen"] for p in requests.get(tune, timeout=5).json()["processes"]}
+        assert all(after[pid] >= before[pid] for pid in before)
