@@ -41,7 +41,8 @@ def main() -> None:
         standalone=args.peering is None,
         peering_name=args.peering,
         priority=priority,
-        identity=identity,  # type: ignore[arg-type]  (kopf's Identity is a NewType of str)
+        # kopf's Identity is a NewType of str, not exported.
+        identity=identity,  # type: ignore[arg-type]
         # Read with the rest of the config in the startup handler; the flag wins over the environment.
         memo=kopf.Memo({OVERRIDES: {"metrics_address": args.metrics}, PEERING: peering, NAMESPACES: args.namespace}),
     )

@@ -10,6 +10,7 @@ The token is sent, never logged nor put in a message.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
@@ -34,14 +35,19 @@ class AgentClient:
     async def close(self) -> None:
         await self._session.close()
 
-    async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None) -> dict[str, Any]:
-        """POST the settings; succeed only when every process of the pod applied them."""
-        answer = await self._call("POST", ip, endpoint, token, settings.to_json())
+    async def push(
+        self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None,
+        applied_by: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
+        """POST the settings (with who asks: ``applied_by``); succeed only when every process of the pod applied them."""
+        answer = await self._call("POST", ip, endpoint, token, _with(settings.to_json(), applied_by))
         return _all_processes(answer)
 
-    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None) -> dict[str, Any]:
+    async def steer(
+        self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None, applied_by: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """POST ``{"goal": ...}``: the pod's autopilot steers to it; succeed only when every process follows."""
-        return _all_processes(await self._call("POST", ip, endpoint, token, {"goal": goal.to_json()}))
+        return _all_processes(await self._call("POST", ip, endpoint, token, _with({"goal": goal.to_json()}, applied_by)))
 
     async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
         """DELETE: every process back to its own startup defaults."""
@@ -73,6 +79,11 @@ class AgentClient:
         if not isinstance(answer, dict):
             raise AgentError("BadAnswer", f"{url} did not answer with a JSON object")
         return answer
+
+
+def _with(body: dict[str, Any], applied_by: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The record of the push (policy, generation), which the agent keeps and reports: no write to the pod."""
+    return body if applied_by is None else {**body, "applied_by": dict(applied_by)}
 
 
 def _all_processes(answer: dict[str, Any]) -> dict[str, Any]:

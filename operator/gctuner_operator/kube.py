@@ -1,7 +1,8 @@
 """The few writes and reads the reconciler makes to the Kubernetes API.
 
-kopf watches; these are the calls outside its handlers: a pod's
-``gctuner.dev/applied`` annotation, a policy's status, and the token Secrets.
+kopf watches policies and ``pod_watch`` the opted-in pods; these are the
+other calls: a policy's status, its Events, the token Secrets, and whether an
+opted-out pod still exists. None writes to a pod.
 Errors are translated here: a pod or policy that vanished meanwhile is not an
 error (the watch will tell), anything else raises ``KubeError``, retryable
 unless the API server refused the request itself (a 4xx other than a
@@ -13,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import datetime
-import json
 import socket
 import time
 from collections.abc import Awaitable, Mapping
@@ -23,7 +23,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.exceptions import ApiException
 
-from gctuner.policy import APPLIED_ANNOTATION, SecretRef
+from gctuner.policy import SecretRef
 
 from .errors import KubeError
 from .resources import GROUP, PLURAL, VERSION
@@ -58,11 +58,17 @@ class Kube:
     async def close(self) -> None:
         await self._api.close()
 
-    async def annotate_pod(self, namespace: str, name: str, applied: Mapping[str, Any] | None) -> None:
-        """Record what the pod was given (None removes the annotation)."""
-        value = json.dumps(applied, separators=(",", ":"), sort_keys=True) if applied else None
-        body = {"metadata": {"annotations": {APPLIED_ANNOTATION: value}}}
-        await self._call(self._core.patch_namespaced_pod, name, namespace, body)
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        response = await _translated(
+            f"reading pod {namespace}/{name}", self._core.read_namespaced_pod(name, namespace, _preload_content=False)
+        )
+        try:
+            if response.status >= 400 and response.status != 404:
+                raise KubeError(f"reading pod {namespace}/{name}: HTTP {response.status}",
+                                retryable=_retryable(response.status))  # fmt: skip
+            return bool(response.status < 300)
+        finally:
+            response.release()
 
     async def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         await self._call(
@@ -107,7 +113,7 @@ class Kube:
     @staticmethod
     async def _call(method: Callable[..., Awaitable[Any]], *args: Any) -> None:
         """A JSON merge patch: custom resources accept no strategic merge, and
-        ``null`` removes a key, which is how an annotation is dropped.
+        ``null`` removes a key (a status block with nothing to say).
 
         The answer is not turned into the client's models: we never read it,
         and building a ``V1Pod`` (parsing every timestamp) cost the operator

@@ -4,8 +4,10 @@ Level-triggered: whatever happened (a policy changed, a pod became ready,
 a container restarted, a periodic check), one ``reconcile`` compares what the
 pod should have with what it has, then pushes only if they differ. What it
 has is known from our own last outcome, else (after an operator restart)
-from the pod's ``gctuner.dev/applied`` annotation confirmed by a live read:
-trusted when verified, never assumed.
+from a live read of its agent (``GET /tune_gc``: desired, generation,
+in_sync): trusted when verified, never assumed. The operator never writes to
+pods: what it applied (policy, generation) travels with the push as
+``applied_by``, and the agent reports it back.
 """
 
 from __future__ import annotations
@@ -17,7 +19,6 @@ from typing import Any, Callable
 from gctuner.autopilot.goal import Goal
 from gctuner.policy import Key, PodView, PolicyView, winner
 
-from .applied import AppliedAnnotations
 from .backoff import backoff
 from .config import OperatorConfig
 from .errors import AgentError, InvalidSpec, OperatorError
@@ -45,7 +46,7 @@ class PodReconciler:
         self._metrics = metrics
         self._retry_after = retry_after
         self._on_read = on_read  # a live read, offered to the telemetry
-        self._annotations = AppliedAnnotations(kube)
+        self._untouched: set[Key] = set()  # read once after a restart: not ours (no applied_by), left alone
         self.outcomes: dict[Key, Outcome] = {}
         """The last thing that happened to each pod we act on."""
         self._governor: dict[Key, PolicyView] = {}  # who governed a pod last: its endpoint and token
@@ -64,13 +65,12 @@ class PodReconciler:
         if not pod.reachable:
             return  # queued again by the event that makes it ready
         known = self.outcomes.get(key)
-        if policy is None and known is None and pod.applied is None:
+        if policy is None and known is None and not await self._was_ours(pod):
             return  # never governed by us: leave it alone
         try:
             want = _wanted(policy)
             if not await self._in_place(pod, policy, want, known, verify):
                 await self._push(pod, policy, want)
-            await self._annotations.record(pod, policy)
         except OperatorError as exc:
             self._failed(pod, policy, known, exc)
             return
@@ -79,12 +79,18 @@ class PodReconciler:
         self.outcomes[key] = Outcome(policy.key if policy else None, policy.generation if policy else 0, want, ok=True)
 
     async def _release_opted_out(self, pod: PodView) -> None:
-        """The opt-in label is gone: startup defaults back, annotation removed, forgotten."""
+        """The opt-in label is gone: startup defaults back, forgotten. Once
+        outside our watch's selector, its deletion would never reach us: a
+        failed restore asks the API server whether the pod still exists."""
         try:
             if pod.reachable:
                 await self._push(pod, None, None)
-            await self._annotations.remove(pod)
         except OperatorError as exc:
+            if not await self._kube.pod_exists(pod.namespace, pod.name):
+                logger.info("pod %s/%s opted out and is gone", pod.namespace, pod.name)
+                self._index.leaving.pop(pod.key, None)
+                self._forget(pod.key)
+                return
             self._failed(pod, None, self.outcomes.get(pod.key), exc)
             return
         logger.info("pod %s/%s opted out: startup defaults restored", pod.namespace, pod.name)
@@ -94,7 +100,21 @@ class PodReconciler:
     def _forget(self, key: Key) -> None:
         self.outcomes.pop(key, None)
         self._governor.pop(key, None)
-        self._annotations.forget(key)
+        self._untouched.discard(key)
+
+    async def _was_ours(self, pod: PodView) -> bool:
+        """After a restart, a pod no policy governs: did the operator give it what it runs
+        (the agent reports ``applied_by``)? Then its defaults are due; else it is left alone."""
+        if pod.key in self._untouched:
+            return False
+        try:
+            live = await self._agent.read(pod.ip or "", pod.endpoint(self._governor.get(pod.key)))
+        except AgentError:
+            return False  # asked again at the next event or periodic check
+        if live.get("applied_by") is not None and (live.get("desired") is not None or live.get("goal") is not None):
+            return True
+        self._untouched.add(pod.key)
+        return False
 
     async def _in_place(
         self, pod: PodView, policy: PolicyView | None, want: Wanted, known: Outcome | None, verify: bool
@@ -103,8 +123,6 @@ class PodReconciler:
         do not know (after a restart) or a periodic check asks to."""
         if known is not None and not verify:
             return known.ok and known.wanted == want
-        if known is None and not verify and self._annotations.says_differs(pod, want):
-            return False
         try:
             live = await self._agent.read(pod.ip or "", pod.endpoint(policy or self._governor.get(pod.key)))
         except AgentError:
@@ -122,14 +140,15 @@ class PodReconciler:
         if governor is not None and governor.token_ref is not None:
             token = await self._kube.token(pod.namespace, governor.token_ref)
         endpoint = pod.endpoint(governor)
+        by = {"policy": f"{policy.namespace}/{policy.name}", "generation": policy.generation} if policy else None
         with self._metrics.push_seconds.time():
             try:
                 if want is None:
                     await self._agent.restore(pod.ip or "", endpoint, token)
                 elif isinstance(want, Goal):
-                    await self._agent.steer(pod.ip or "", endpoint, want, token)
+                    await self._agent.steer(pod.ip or "", endpoint, want, token, applied_by=by)
                 else:
-                    await self._agent.push(pod.ip or "", endpoint, want, token)
+                    await self._agent.push(pod.ip or "", endpoint, want, token, applied_by=by)
             except AgentError:
                 self._metrics.pushes.labels("failed").inc()
                 raise

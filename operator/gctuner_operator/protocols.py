@@ -15,10 +15,15 @@ from gctuner.policy import Endpoint, SecretRef
 
 
 class AgentApi(Protocol):
-    async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None) -> dict[str, Any]:
+    async def push(
+        self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None,
+        applied_by: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """POST the settings; succeed only when every process of the pod applied them."""
 
-    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None) -> dict[str, Any]:
+    async def steer(
+        self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None, applied_by: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """POST the goal (Auto); succeed only when every process of the pod follows it."""
 
     async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
@@ -31,8 +36,8 @@ class AgentApi(Protocol):
 
 
 class KubeApi(Protocol):
-    async def annotate_pod(self, namespace: str, name: str, applied: Mapping[str, Any] | None) -> None:
-        """Write (or, with None, remove) the pod's ``gctuner.dev/applied`` annotation."""
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        """Whether the pod still exists (the only read of a single pod; never a write)."""
 
     async def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None: ...
 

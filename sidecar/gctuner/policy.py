@@ -15,7 +15,6 @@ refuse is refused here, in the agent's words, before anything is pushed.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -173,7 +172,6 @@ class PodView:
     restarts: int
     port: int | None  # from the gctuner.dev/port annotation
     path: str | None  # from the gctuner.dev/path annotation
-    applied: Mapping[str, Any] | None = field(default=None, compare=False)  # see APPLIED_ANNOTATION
 
     @property
     def key(self) -> Key:
@@ -202,7 +200,6 @@ class PodView:
             restarts=sum(int(c.get("restartCount", 0)) for c in status.get("containerStatuses") or []),
             port=int(port) if port and port.isdigit() else None,
             path=annotations.get(PATH_ANNOTATION),
-            applied=parse_applied(annotations.get(APPLIED_ANNOTATION)),
         )
 
     def endpoint(self, policy: PolicyView | None) -> Endpoint:
@@ -223,20 +220,3 @@ def winner(policies: Iterable[PolicyView], pod: PodView) -> PolicyView | None:
     ]
     return min(candidates, key=precedence, default=None)
 
-
-# --- the gctuner.dev/applied annotation ------------------------------------------------
-# What the operator last pushed, written on the pod. Going away (the agent's
-# GET /tune_gc reports what was applied); until then it is read only here.
-
-APPLIED_ANNOTATION = "gctuner.dev/applied"
-
-
-def parse_applied(raw: str | None) -> Mapping[str, Any] | None:
-    """The annotation's record; None when absent or edited into something else (then verify live)."""
-    if not raw:
-        return None
-    try:
-        value = json.loads(raw)
-    except ValueError:
-        return None
-    return value if isinstance(value, dict) else None

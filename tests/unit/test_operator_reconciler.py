@@ -33,9 +33,11 @@ class FakeAgent:
         self.failing, self.slow, self.refusing = set(failing), set(slow), set(refusing)
         self.pushes: list[str] = []
         self.live: dict[str, Settings | Goal | None] = {}
+        self.applied_by: dict[str, Mapping[str, Any] | None] = {}  # what the agent keeps beside the settings
         self.reads = 0
 
-    async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None) -> dict[str, Any]:
+    async def push(self, ip: str, endpoint: Endpoint, settings: Settings, token: str | None,
+                   applied_by: Mapping[str, Any] | None = None) -> dict[str, Any]:
         if ip in self.slow:
             await asyncio.sleep(3600)
         if ip in self.failing:
@@ -43,17 +45,18 @@ class FakeAgent:
         if ip in self.refusing:
             raise AgentError("Rejected", "HTTP 400: thresholds[0] must be ...", retryable=False)
         self.pushes.append(ip)
-        self.live[ip] = settings
+        self.live[ip], self.applied_by[ip] = settings, applied_by
         return {}
 
-    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None) -> dict[str, Any]:
+    async def steer(self, ip: str, endpoint: Endpoint, goal: Goal, token: str | None,
+                    applied_by: Mapping[str, Any] | None = None) -> dict[str, Any]:
         self.pushes.append(ip)
-        self.live[ip] = goal
+        self.live[ip], self.applied_by[ip] = goal, applied_by
         return {}
 
     async def restore(self, ip: str, endpoint: Endpoint, token: str | None) -> dict[str, Any]:
         self.pushes.append(ip)
-        self.live[ip] = None
+        self.live[ip], self.applied_by[ip] = None, None
         return {}
 
     async def read(self, ip: str, endpoint: Endpoint) -> dict[str, Any]:
@@ -66,6 +69,7 @@ class FakeAgent:
                                   "measured": {"gcTimePercent": 0.5, "longestPauseMillis": 1.0},
                                   "choice": {"thresholds": [9000], "frozen": False}}}
         return {"in_sync": True, "desired": want.to_json() if want else None, "defaults": [700, 10, 10],
+                **({"applied_by": self.applied_by[ip]} if self.applied_by.get(ip) else {}),
                 "processes": [{"pid": 1, "thresholds": list(want.thresholds) if want else [700, 10, 10],
                                "pauses": {"pause_ns_total": 0, "pause_ns_max": 10**6}}]}
 
@@ -75,12 +79,12 @@ class FakeAgent:
 class FakeKube:
     def __init__(self) -> None:
         self.statuses: dict[str, Mapping[str, Any]] = {}
-        self.annotations: dict[str, Any] = {}
+        self.gone: set[str] = set()  # pods deleted meanwhile
         self.events: list[tuple[str, str, str]] = []
         self.refused_events = 0  # how many Event posts to refuse first
 
-    async def annotate_pod(self, namespace: str, name: str, applied: Mapping[str, Any] | None) -> None:
-        self.annotations[name] = applied
+    async def pod_exists(self, namespace: str, name: str) -> bool:
+        return name not in self.gone
 
     async def patch_policy_status(self, namespace: str, name: str, status: Mapping[str, Any]) -> None:
         self.statuses[name] = status
@@ -154,7 +158,7 @@ async def test_an_unchanged_pod_is_not_pushed_again() -> None:
     rec.pod_changed(p.key, {"metadata": {"namespace": "shop", "name": "a", "labels": {"app": "web", "gctuner.dev/enabled": "true"}}, "status": {"phase": "Running", "podIP": "127.0.1.1", "conditions": [{"type": "Ready", "status": "True"}]}})
     await until(lambda: rec.queue.idle())
     assert agent.pushes == ["127.0.1.1"]
-    assert kube.annotations["a"]["settings"]["thresholds"] == [50000, 20, 100]
+    assert agent.applied_by["127.0.1.1"] == {"policy": "shop/web", "generation": 1}  # travels with the push
     assert kube.events == [("web", "Normal", "Applied")]  # one Event per rollout
     assert rec.metrics.registry.get_sample_value("gctuner_operator_pushes_total", {"result": "applied"}) == 1
     assert rec.metrics.registry.get_sample_value("gctuner_operator_rollout_duration_seconds_count") == 1
@@ -218,7 +222,7 @@ async def test_an_auto_policy_pushes_its_goal_and_switching_modes_converges() ->
     rec.start()
     rec.policy_changed("shop")
     await until(lambda: kube.statuses.get("web", {}).get("appliedPods") == 1)
-    assert agent.live["127.0.1.1"] == auto.goal and kube.annotations["a"]["goal"] == auto.goal.to_json()  # type: ignore[union-attr]
+    assert agent.live["127.0.1.1"] == auto.goal and agent.applied_by["127.0.1.1"] == {"policy": "shop/web", "generation": 1}
     await until(lambda: len(kube.statuses["web"]["conditions"]) == 2 and kube.statuses["web"]["recommendation"])
     status = kube.statuses["web"]
     assert (status["conditions"][1]["type"], status["conditions"][1]["status"]) == ("GoalMet", "True")
@@ -255,9 +259,50 @@ async def test_telemetry_is_read_on_connections_of_its_own_and_writes_only_chang
     rec.start()
     rec.policy_changed("shop")
     await until(lambda: (kube.statuses.get("web", {}).get("telemetry") or {}).get("gcTimePercent") is not None)
-    assert agent.reads == 0 and telemetry_agent.reads >= 2  # two reads give a pod's GC time
+    # The push's agent read the pod once, at first contact (what it runs: no pod annotation to go by);
+    # telemetry reads on its own connections: two reads give a pod's GC time.
+    assert agent.reads == 1 and telemetry_agent.reads >= 2
     assert kube.statuses["web"]["telemetry"]["gcTimePercent"] == {"p50": 0.0, "p95": 0.0}
     reads, count = telemetry_agent.reads, len(writes)
     await until(lambda: telemetry_agent.reads >= reads + 3)  # more refreshes, the same figures
     assert len(writes) == count
+    await rec.close()
+
+
+async def test_after_a_restart_only_pods_that_differ_are_pushed_and_only_ours_are_restored() -> None:
+    """No annotation to go by: a live read tells what each pod runs, and ``applied_by`` whose it is."""
+    tuned, stale, ours, theirs = (with_ip(pod(n), f"127.0.2.{i}") for i, n in enumerate(("a", "b", "c", "d"), 1))
+    theirs = PodView(theirs.namespace, theirs.name, {"app": "other", "gctuner.dev/enabled": "true"}, theirs.ip,
+                     True, 0, None, None)
+    ours = PodView(ours.namespace, ours.name, {"app": "other", "gctuner.dev/enabled": "true"}, ours.ip, True, 0, None, None)
+    agent, kube = FakeAgent(), FakeKube()
+    web = policy(selector={"matchLabels": {"app": "web"}})
+    agent.live = {"127.0.2.1": web.settings, "127.0.2.2": Settings((1, 2, 3)),
+                  "127.0.2.3": Settings((9, 9, 9)), "127.0.2.4": Settings((8, 8, 8))}
+    agent.applied_by = {"127.0.2.1": {"policy": "shop/web", "generation": 1},
+                        "127.0.2.3": {"policy": "shop/gone", "generation": 4}}  # a policy deleted while we were away
+    rec = make([tuned, stale, ours, theirs], [web], agent, kube)
+    for p in (tuned, stale, ours, theirs):
+        rec.queue.add(p.key)  # what the pod watch's first list does
+    await until(lambda: rec.queue.idle() and kube.statuses.get("web", {}).get("appliedPods") == 2)
+    assert sorted(agent.pushes) == ["127.0.2.2", "127.0.2.3"]  # the stale one, and ours back to its defaults
+    assert agent.live["127.0.2.3"] is None and agent.live["127.0.2.4"] == Settings((8, 8, 8))  # theirs untouched
+    reads = agent.reads
+    rec.queue.add(theirs.key, verify=True)
+    await until(lambda: rec.queue.idle())
+    assert agent.reads == reads  # found not ours once: not read again
+    await rec.close()
+
+
+async def test_an_opted_out_pod_that_is_gone_is_forgotten_not_retried() -> None:
+    p = with_ip(pod("a"), "127.0.1.1")
+    agent, kube = FakeAgent(), FakeKube()
+    rec = make([p], [policy()], agent, kube)
+    rec.policy_changed("shop")
+    await until(lambda: kube.statuses.get("web", {}).get("appliedPods") == 1)
+    agent.failing.add("127.0.1.1")
+    kube.gone.add("a")  # the label removed, then the pod deleted: our selector never tells the deletion
+    rec.pod_changed(p.key, {"metadata": {"namespace": "shop", "name": "a", "labels": {"app": "web"}},
+                            "status": {"phase": "Running", "podIP": "127.0.1.1", "conditions": [{"type": "Ready", "status": "True"}]}})
+    await until(lambda: rec.queue.idle() and p.key not in rec.outcomes and p.key not in rec.index.leaving)
     await rec.close()

@@ -10,7 +10,6 @@ from test_policy import auto_policy, pod, policy
 
 from gctuner.core.settings import Settings
 from gctuner_operator import status
-from gctuner_operator.applied import same_record
 from gctuner_operator.pod_reconciler import live_matches
 from gctuner_operator.telemetry import AutopilotReport, PodSample
 
@@ -53,13 +52,6 @@ def test_live_state_matches_only_when_every_process_follows() -> None:
     assert not live_matches({**good, "processes": [{"thresholds": [700, 10, 10]}]}, want)
     assert live_matches({"in_sync": True, "desired": None, "processes": []}, None)
     assert not live_matches(good, None)
-
-
-def test_annotation_time_alone_does_not_count_as_a_change() -> None:
-    record = {"policy": "web", "generation": 2, "settings": {"thresholds": [1]}, "time": "now"}
-    assert same_record({**record, "time": "earlier"}, record)
-    assert not same_record({**record, "generation": 1}, record)
-    assert same_record(None, None) and not same_record(record, None)
 
 
 def test_live_state_follows_a_goal_by_the_goal_and_in_sync_not_by_thresholds() -> None:

@@ -14,7 +14,6 @@ import pytest
 from gctuner.autopilot.goal import Goal
 from gctuner.core.settings import Settings
 from gctuner.policy import (
-    APPLIED_ANNOTATION,
     Endpoint,
     PodView,
     PolicyView,
@@ -148,14 +147,6 @@ def test_the_policys_status_is_kept_with_its_conditions() -> None:
                                  "status": {"appliedPods": 2, "conditions": [ready]}})
     assert view.status["appliedPods"] == 2 and view.conditions == (ready,)
 
-
-@pytest.mark.parametrize("raw,expected", [
-    ('{"policy": "web", "generation": 2}', {"policy": "web", "generation": 2}),
-    ("not json", None),
-    ("[1]", None),
-])
-def test_the_applied_annotation_is_read_when_it_is_a_record(raw: str, expected: Any) -> None:
-    assert PodView.from_body(pod_body(annotations={APPLIED_ANNOTATION: raw})).applied == expected
 
 
 def test_an_auto_policy_asks_for_its_goal_and_no_settings() -> None:

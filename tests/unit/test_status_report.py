@@ -66,7 +66,7 @@ def test_each_pod_gets_its_winner_state_and_reason() -> None:
     web = pods["web-1"]
     assert web.asked == {"thresholds": [100000, 50, 100], "freeze": False, "allow_disable": False}
     assert (web.applied_processes, len(web.live)) == (2, 2)
-    assert web.annotation is not None and web.annotation["policy"] == "web-tuned"
+    assert web.applied_by is not None and web.applied_by["policy"] == "shop/web-tuned"  # the agent's record
     assert web.python and web.flavour == "generational"
     sidecar = pods["plain-1"]  # the sidecar answers for the app's processes, not for itself
     assert (sidecar.applied_processes, len(sidecar.live), sidecar.python) == (2, 2, None)
@@ -150,7 +150,7 @@ def test_json_holds_everything() -> None:
     json.dumps(data)  # serialisable as it is
     web = next(p for p in data["pods"] if p["name"] == "web-1")
     assert set(web) >= {"namespace", "policy", "asked", "live", "applied_processes", "collections",
-                        "pause_ns_total", "pause_ns_max", "annotation", "error", "state", "reason"}
+                        "pause_ns_total", "pause_ns_max", "applied_by", "error", "state", "reason"}
     baseline = next(p for p in data["policies"] if p["name"] == "baseline")
     assert baseline["status"]["failures"][0]["pod"] == "api-broken"
     assert baseline["ready"]["reason"] == "PartiallyApplied"

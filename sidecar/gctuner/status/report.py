@@ -55,7 +55,7 @@ class PodReport:
     pause_ns_max: int | None
     python: str | None
     flavour: str | None
-    annotation: dict[str, Any] | None  # gctuner.dev/applied: what the operator last wrote
+    applied_by: dict[str, Any] | None  # the agent's record of who asked: policy, generation, time
     error: str | None  # why the live read failed
     state: str
     reason: str
@@ -140,7 +140,7 @@ def _pod_report(body: Body, pod: PodView, policy: PolicyView | None, read: LiveR
         pause_ns_max=max(p.get("pause_ns_max", 0) for p in pauses) if pauses else None,
         python=answer.get("python"),
         flavour=(answer.get("flavour") or {}).get("name"),
-        annotation=dict(pod.applied) if pod.applied is not None else None,
+        applied_by=dict(answer["applied_by"]) if isinstance(answer.get("applied_by"), dict) else None,
         error=None if read is None else read.error,
         state=state,
         reason=reason,

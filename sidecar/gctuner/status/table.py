@@ -3,7 +3,7 @@
 Columns are separated by three spaces, and every column but the last
 (REASON, free text) is one word, so ``awk`` works on them; a cell with
 nothing to say shows ``-``. The full
-detail (every process, the operator's annotation, the messages) is in
+detail (every process, who applied the settings, the messages) is in
 ``-o json``.
 """
 
