@@ -14,6 +14,7 @@ it started and names the component and its log.
 from __future__ import annotations
 
 import shutil
+import sys
 import time
 from pathlib import Path
 from typing import Callable
@@ -21,11 +22,11 @@ from typing import Callable
 from .. import binaries
 from ..cluster import REPO_ROOT, LocalCluster
 from ..controlplane import Etcd
-from ..process import ProcessError
+from ..process import ManagedProcess, ProcessError
 from . import binaries as node_binaries
 from . import host, images
 from .components import Containerd, ControllerManager, Kubelet, NodeAPIServer, Scheduler
-from .pki import NODE_NAME
+from .pki import BRIDGE_HOST, NODE_NAME
 
 
 class StartError(RuntimeError):
@@ -52,6 +53,7 @@ class RealNodeCluster(LocalCluster):
         self.controller_manager: ControllerManager | None = None
         self.scheduler: Scheduler | None = None
         self.real_kubelet: Kubelet | None = None
+        self.forwarder: ManagedProcess | None = None
         self.timings: dict[str, float] = {}
 
     # --- lifecycle ---------------------------------------------------------
@@ -80,6 +82,12 @@ class RealNodeCluster(LocalCluster):
             self._step("images into containerd", lambda: images.import_into(archives, self.containerd.ctr, self._log))
             self.real_kubelet = Kubelet(self.node_folder, self.workdir, self.apiserver, self.containerd, self._cgroup_root)
             self._step("kubelet", lambda: self.real_kubelet.start(self._node_ready))
+            self.forwarder = ManagedProcess(
+                "api-forwarder",
+                [sys.executable, "-m", "gctuner_localcluster.realnode.forward", BRIDGE_HOST, "443", str(self.apiserver.port)],
+                self.workdir / "logs" / "api-forwarder.log",
+            )
+            self._step("API forwarder (pods' side of the bridge)", self._start_forwarder)
         except BaseException:
             try:
                 self.stop()
@@ -98,6 +106,11 @@ class RealNodeCluster(LocalCluster):
         self._step("kube-controller-manager", self.controller_manager.start)
         self.scheduler = Scheduler(self.node_folder, self.workdir, self.apiserver)
         self._step("kube-scheduler", self.scheduler.start)
+
+    def _start_forwarder(self) -> None:
+        assert self.forwarder is not None
+        self.forwarder.start()
+        self.forwarder.wait_until(lambda: "forwarding" in self.forwarder.log_tail(), 20, "listening")
 
     def _prepare_host(self) -> None:
         host.note_fixed_dirs(self.ledger)
@@ -139,7 +152,7 @@ class RealNodeCluster(LocalCluster):
             self._drain()
         except Exception as exc:  # noqa: BLE001
             errors.append(f"draining the node: {exc}")
-        for name in ("real_kubelet", "containerd_tasks", "containerd", "scheduler", "controller_manager", "apiserver", "etcd"):
+        for name in ("forwarder", "real_kubelet", "containerd_tasks", "containerd", "scheduler", "controller_manager", "apiserver", "etcd"):
             try:
                 if name == "containerd_tasks":
                     if self.containerd is not None:

@@ -64,6 +64,7 @@ def cgroup_hierarchies() -> list[Path]:
 
 def mounts_under(*roots: Path) -> list[Path]:
     """Mount points at or below any of ``roots``, deepest first."""
+    roots = tuple(Path(os.path.realpath(r)) for r in roots)  # /var/run is /run here
     points = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         point = Path(line.split()[4].encode().decode("unicode_escape"))
@@ -218,7 +219,7 @@ def undo(ledger: Ledger, log: Log = print, extra_mount_roots: tuple[Path, ...] =
     errors: list[str] = []
     kill_in_cgroups(ledger)
     # Mounts the runtime and the kubelet left below our folders, then our own binds.
-    roots = tuple(Path(e["path"]) for e in ledger.of("mount")) + extra_mount_roots
+    roots = (ledger.path.parent / "node",) + tuple(Path(e["path"]) for e in ledger.of("mount")) + extra_mount_roots
     roots += tuple(Path(e["path"]) for e in ledger.of("dir"))
     for point in mounts_under(*roots):
         proc = subprocess.run(["umount", "-l", str(point)], capture_output=True, text=True)

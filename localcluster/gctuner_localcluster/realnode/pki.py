@@ -21,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 NODE_NAME = "127.0.0.1"
+BRIDGE_HOST = "10.88.0.1"  # where pods reach the API server (forward.py)
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,8 @@ def generate(folder: Path) -> NodePki:
     ca = write("ca", ca_cert, ca_key)
     serving = issue("apiserver", "kube-apiserver", server=True,
                     sans=[*loopback, x509.DNSName("kubernetes"), x509.DNSName("kubernetes.default"),
-                          x509.DNSName("kubernetes.default.svc"), x509.IPAddress(ipaddress.ip_address("10.96.0.1"))])
+                          x509.DNSName("kubernetes.default.svc"), x509.IPAddress(ipaddress.ip_address("10.96.0.1")),
+                          x509.IPAddress(ipaddress.ip_address(BRIDGE_HOST))])
     sa_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
     (folder / "sa.key").write_bytes(_pem_key(sa_key))
     (folder / "sa.key").chmod(0o600)
