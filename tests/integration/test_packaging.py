@@ -77,6 +77,10 @@ def test_the_agent_alone_needs_only_the_standard_library(wheel: Path, tmp_path: 
     run(bin_ / "python", "-c", "import gctuner, gctuner.cli.main, gctuner.status.collect, gctuner.wsgi, gctuner.asgi, gctuner.gunicorn")
     assert "sidecar" in run(bin_ / "gctuner", "--help")
     assert "pods/proxy" in run(bin_ / "gctuner", "status", "--help")
+    # pip installs every script of the wheel: the operator's says what to install, no traceback
+    done = subprocess.run([bin_ / "gctuner-operator", "--help"], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 1 and "Traceback" not in done.stderr, done.stderr
+    assert "pip install 'gctuner[operator]'" in done.stderr
 
 
 def test_the_operator_installs_with_the_pinned_versions_and_runs(wheel: Path, tmp_path: Path) -> None:
