@@ -36,10 +36,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalCluster]:
 def operator(cluster: LocalCluster, operator_kubeconfig: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[OperatorProcess]:
     """One operator for the session, with the ServiceAccount's own credentials
     (deploy/base/rbac.yaml), so every e2e test also proves the RBAC rules suffice.
-    Short intervals, so tests see periodic checks and retries."""
+    Short intervals, so tests see periodic checks, retries and telemetry."""
     log = tmp_path_factory.mktemp("operator") / "operator.log"
     op = OperatorProcess(cluster, log, KUBECONFIG=str(operator_kubeconfig), GCTUNER_VERIFY_INTERVAL="5",
-                         GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3").start()
+                         GCTUNER_RETRY_MAX="5", GCTUNER_PUSH_TIMEOUT="3",
+                         GCTUNER_TELEMETRY_INTERVAL="3").start()
     yield op
     op.stop()
     denied = forbidden_lines(op.log())
