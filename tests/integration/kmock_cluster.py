@@ -10,7 +10,10 @@ answer as a real one does where the operator and kopf depend on it:
   before it watches anything), and the test objects carry a resourceVersion
   (kopf's finalizer patch tests it);
 - each request's arrival time is kept (in kmock 0.8 a reaction with only a
-  side effect stops seeing requests after the first).
+  side effect stops seeing requests after the first);
+- a ``labelSelector`` (equality only, as the operator's pod watch uses it)
+  filters lists and watches, and an object that stops matching arrives as
+  DELETED with its new labels, as on a real API server.
 
 The agents are the real agent core, one per fake pod, served as ``gctuner
 sidecar`` serves it on its own port of 127.0.0.1, each with a fake ``gc``
@@ -23,7 +26,7 @@ import asyncio
 import contextlib
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator, Mapping
 from pathlib import Path
 from typing import Any, Callable
 
@@ -37,7 +40,7 @@ from gctuner.core.config import Config
 from gctuner.core.runtime import GCRuntime
 from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
-from gctuner.policy import APPLIED_ANNOTATION, ENABLED_LABEL, PORT_ANNOTATION
+from gctuner.policy import ENABLED_LABEL, PORT_ANNOTATION
 from gctuner.testing import StandInGC
 
 NAMESPACE = "shop"
@@ -98,10 +101,36 @@ class Emulator(kmock.KubernetesEmulator):
         """The policy's status as stored (only writes that were not refused)."""
         return dict(self.objects[POLICIES, NAMESPACE, name].get("status") or {})
 
-    def applied(self, pod: str) -> str | None:
-        """The pod's ``gctuner.dev/applied`` annotation as stored."""
-        annotations = self.objects[PODS, NAMESPACE, pod]["metadata"].get("annotations") or {}
-        return annotations.get(APPLIED_ANNOTATION)
+    # --- label selectors, as the API server applies them ----------------------------
+
+    async def _serve_list(self, request: kmock.Request) -> Any:
+        payload = await super()._serve_list(request)
+        selector = request.params.get("labelSelector")
+        if selector and isinstance(payload, dict):
+            payload["items"] = [item for item in payload["items"] if selected(item, selector)]
+        return payload
+
+    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
+        selector = request.params.get("labelSelector")
+        inside: set[tuple[str, str]] = set()
+        async for event in super()._serve_watch(request):
+            if not selector or not isinstance(event, dict) or event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
+                yield event
+                continue
+            obj = event["object"]
+            key = (obj["metadata"].get("namespace"), obj["metadata"]["name"])
+            if event["type"] == "DELETED" or not selected(obj, selector):
+                if key in inside:  # left the selector: DELETED, with what it is now
+                    inside.discard(key)
+                    yield {"type": "DELETED", "object": obj}
+                continue
+            yield {"type": "MODIFIED" if key in inside else "ADDED", "object": obj}
+            inside.add(key)
+
+
+def selected(obj: Mapping[str, Any], selector: str) -> bool:
+    labels = obj.get("metadata", {}).get("labels") or {}
+    return all(labels.get(k) == v for k, _, v in (term.partition("=") for term in selector.split(",")))
 
 
 def status_body(code: int, reason: str, message: str) -> dict[str, Any]:
@@ -165,6 +194,12 @@ class Agent:
     def thresholds(self) -> list[int]:
         """What the pod's collector runs now."""
         return list(self.shared.runtime.thresholds())
+
+    @property
+    def applied_by(self) -> dict[str, Any] | None:
+        """Who asked for what the pod runs, as its agent keeps it (the operator never writes to pods)."""
+        desired = self.shared.desired()
+        return None if desired is None or desired.applied_by is None else desired.applied_by.to_json()
 
     @property
     def pushes(self) -> int:
