@@ -268,10 +268,13 @@ def test_a_restarted_server_starts_with_its_defaults() -> None:
         return subprocess.run([sys.executable, "-c", script, what], capture_output=True, text=True,
                               timeout=60, check=True, start_new_session=True).stdout.split()  # fmt: skip
 
-    first, second = run("tune"), run("look")
+    first = run("tune")
+    left_behind = Path(first[0]).exists()
+    second = run("look")
     try:
-        assert first[1] == "50000" and Path(first[0]).exists()
+        assert first[1] == "50000" and left_behind
         assert second[0] != first[0] and second[1] != "50000"
+        assert not Path(first[0]).exists()  # swept: its server is gone
     finally:
         for path in (first[0], second[0]):
             StateDir(path).remove()
@@ -365,3 +368,25 @@ def test_concurrent_publishers_on_a_damaged_file_never_share_a_generation(state_
     for thread in threads:
         thread.join(30)
     assert sorted(generations) == list(range(2, 17))
+
+
+def test_directories_of_servers_that_are_gone_are_swept(tmp_path: Path) -> None:
+    """A server whose master runs no gctuner code leaves its directory: the next new one removes it."""
+    uid = os.geteuid()
+    gone = tmp_path / f"gctuner-{uid}-{2**22 + 7}-12345"  # no such pid
+    reused = tmp_path / f"gctuner-{uid}-{os.getpid()}-1"  # our pid, another start time
+    alive = StateDir(tmp_path / "x").path.parent / f"gctuner-{uid}-{os.getpid()}-{_own_start()}"
+    for path in (gone, reused, alive):
+        path.mkdir(mode=0o700)
+    os.symlink("/etc", tmp_path / f"gctuner-{uid}-{2**22 + 8}-1")  # never followed
+    StateDir(tmp_path / "gctuner-new", private=True).ensure()
+    assert not gone.exists() and not reused.exists() and alive.exists()
+    assert os.path.islink(tmp_path / f"gctuner-{uid}-{2**22 + 8}-1")
+
+
+def _own_start() -> str:
+    from gctuner.pod.statedir import _start_time
+
+    start = _start_time(os.getpid())
+    assert start is not None
+    return start

@@ -161,6 +161,32 @@ def _start_time(pid: int) -> str | None:
     return fields[19].decode() if len(fields) > 19 else None
 
 
+_DEFAULT_NAME = re.compile(r"gctuner-([0-9]+)-([0-9]+)-([0-9]+)")
+
+
+def sweep_stale(base: Path) -> None:
+    """Remove this user's default directories whose server is gone (a pid
+    that no longer runs, or runs a process started at another time): those
+    a server left because its master runs no gctuner code, or it died."""
+    try:
+        names = os.listdir(base)
+    except OSError:
+        return
+    for name in names:
+        match = _DEFAULT_NAME.fullmatch(name)
+        if match is None or int(match[1]) != os.geteuid() or match[3] == "0":
+            continue
+        if _start_time(int(match[2])) == match[3]:
+            continue  # its server still runs
+        stale = StateDir(base / name)
+        try:
+            info = os.lstat(stale.path)
+        except OSError:
+            continue
+        if info.st_uid == os.geteuid() and directory_problem(info) is None:
+            stale.remove()
+
+
 def directory_problem(info: os.stat_result) -> str | None:
     """Why a directory (as ``lstat`` saw it) may not hold our state, or None."""
     mode = info.st_mode
@@ -332,6 +358,8 @@ class StateDir:
         """Create the directory if needed (mode 0700), and check it and ``procs/``."""
         if not self.path.parent.is_dir():
             self.path.parent.mkdir(parents=True, exist_ok=True)
+        if self.private and not os.path.lexists(self.path):
+            sweep_stale(self.path.parent)
         shared = self._check(self.path, create=0o700)
         self._check(self._procs, create=0o2770 if shared else 0o700)
 
