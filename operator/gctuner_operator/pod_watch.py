@@ -17,10 +17,12 @@ costs more CPU than everything else we do with a pod):
 - a relist is diffed against the pods we know: one that the new list lacks
   was deleted, or lost the label, while we were not watching; a GET tells
   which;
-- a pod that loses the label arrives as DELETED (it left the selector) with
-  its new labels; a real deletion arrives with its last labels, still opted
-  in. The first is an opt-out, whose startup defaults are due; the second is
-  gone.
+- a pod that loses the label arrives as DELETED (it left the selector), and
+  the API server sends its *previous* content, label included: a DELETED
+  event alone cannot tell an opt-out (whose startup defaults are due) from a
+  deletion. A pod being deleted carries a ``deletionTimestamp``; any other
+  DELETED is settled by a GET (404: gone; there without the label: opted
+  out), in a task of its own so that the stream never waits on it.
 
 Everything goes to the same level-triggered reconciler as before
 (``Reconciler.pod_changed``): a relisted pod that did not change costs a
@@ -97,6 +99,8 @@ class PodWatch:
         """Lists started (the first, and one per relist): for tests and the log."""
         self.listed = asyncio.Event()
         """Set once every watched scope was listed the first time."""
+        self._settling: set[asyncio.Task[None]] = set()
+        self._gets = asyncio.Semaphore(16)
 
     async def run(self) -> None:
         scopes = self._namespaces or (None,)
@@ -107,7 +111,12 @@ class PodWatch:
                 await event.wait()
             self.listed.set()
 
-        await asyncio.gather(all_listed(), *(self._reflect(ns, done) for ns, done in zip(scopes, listed)))
+        try:
+            await asyncio.gather(all_listed(), *(self._reflect(ns, done) for ns, done in zip(scopes, listed)))
+        finally:
+            for task in self._settling:
+                task.cancel()
+            await asyncio.gather(*self._settling, return_exceptions=True)
 
     # --- one scope: the cluster, or one namespace ------------------------------------
 
@@ -182,10 +191,33 @@ class PodWatch:
                 if kind == "BOOKMARK":
                     continue
                 key = key_of(obj)
-                if kind == "DELETED" and opted_in(obj):
-                    self._sink.pod_changed(key, None)  # really deleted: its last labels still opted in
+                if kind != "DELETED":
+                    self._sink.pod_changed(key, obj)
+                elif (obj.get("metadata") or {}).get("deletionTimestamp"):
+                    self._sink.pod_changed(key, None)  # deleted
                 else:
-                    self._sink.pod_changed(key, obj)  # added, changed, or opted out (left the selector)
+                    self._settle(key)  # deleted, or it lost the label: a GET tells
+
+    def _settle(self, key: Key) -> None:
+        """Tell the sink what became of a pod that left the selector, once a GET says."""
+
+        async def settle() -> None:
+            failures = 0
+            while True:
+                try:
+                    async with self._gets:
+                        body = await self._read(key)
+                    break
+                except WatchError as exc:
+                    failures += 1
+                    delay = backoff(failures, self._retry_base, self._retry_max)
+                    logger.warning("reading pod %s/%s failed (%s); retrying in %.1fs", *key, exc, delay)
+                    await asyncio.sleep(delay)
+            self._sink.pod_changed(key, body)
+
+        task = asyncio.create_task(settle(), name=f"settle pod {key[0]}/{key[1]}")
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
 
     # --- HTTP: plain JSON -------------------------------------------------------------
 

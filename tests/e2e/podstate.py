@@ -21,9 +21,11 @@ def policy_status(cluster: LocalCluster, namespace: str, name: str = "web") -> d
     return get(cluster, namespace, "gcpolicy", name).get("status", {})
 
 
-def applied_annotation(cluster: LocalCluster, namespace: str, pod: str) -> dict[str, Any] | None:
-    raw = get(cluster, namespace, "pod", pod)["metadata"].get("annotations", {}).get("gctuner.dev/applied")
-    return json.loads(raw) if raw else None
+def applied_by(cluster: LocalCluster, namespace: str, pod: str) -> dict[str, Any] | None:
+    """Who asked for what the pod runs, as its agent keeps it (the operator never writes to pods)."""
+    record = agent(cluster, namespace, pod).get("applied_by")
+    assert "gctuner.dev/applied" not in (get(cluster, namespace, "pod", pod)["metadata"].get("annotations") or {})
+    return record if isinstance(record, dict) else None
 
 
 def agent(cluster: LocalCluster, namespace: str, pod: str, method: str = "GET", body: Any = None) -> dict[str, Any]:

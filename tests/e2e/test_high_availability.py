@@ -23,7 +23,7 @@ def test_the_standby_replica_takes_over(cluster: LocalCluster, operator: Operato
         cluster.kubectl("apply", "-n", namespace, "-f", "-", input=policy("web", [50000, 20, 100]))
         wait_for(lambda: reports(cluster, namespace, "web-1", [50000, 20, 100]), timeout=30, what="the active replica's rollout")
         # The agent runs the thresholds once the push returned; the operator logs the pod only
-        # after its own follow-up write (the applied annotation): wait for the log, not the agent.
+        # after the push's answer: wait for the log, not the agent.
         wait_for(lambda: f"pod {namespace}/web-1: thresholds [50000, 20, 100]" in active.log(), timeout=10,
                  what="the active replica's log to say it applied the policy")
         assert f"pod {namespace}/web-1" not in standby.log(), "kopf starts paused until it sees its peers"

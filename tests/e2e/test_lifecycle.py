@@ -7,7 +7,7 @@ import os
 import signal
 import time
 
-from podstate import DEFAULTS, agent, applied_annotation, flask_pod, get, policy, policy_status, reports
+from podstate import DEFAULTS, agent, applied_by, flask_pod, get, policy, policy_status, reports
 
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
@@ -36,15 +36,15 @@ def test_highest_priority_wins_and_deleting_it_hands_the_pod_over(cluster: Local
 
     cluster.kubectl("delete", "gcpolicy", "high", "-n", namespace, "--timeout=30s")
     wait_reports(cluster, namespace, "web-1", [20000, 15, 15], "handed to the next winner")
-    # The annotation is written after the push the agent reports: wait for it too.
-    wait_for(lambda: applied_annotation(cluster, namespace, "web-1")["policy"] == "low", timeout=10,
-             what="the annotation to name the new winner")
+    # The record of the push travels with it: the agent names the new winner.
+    record = applied_by(cluster, namespace, "web-1")
+    assert record is not None and record["policy"] == f"{namespace}/low" and record["generation"] == 1
 
     cluster.kubectl("delete", "gcpolicy", "low", "-n", namespace, "--timeout=30s")
     # The finalizer runs before the policy disappears: the defaults are back already.
     state = agent(cluster, namespace, "web-1")
     assert state["desired"] is None and all(p["thresholds"] == DEFAULTS for p in state["processes"])
-    assert applied_annotation(cluster, namespace, "web-1") is None
+    assert applied_by(cluster, namespace, "web-1") is None
 
 
 def test_the_oldest_of_equal_priorities_wins(cluster: LocalCluster, operator: OperatorProcess, namespace: str) -> None:
@@ -71,14 +71,14 @@ def test_pods_gaining_and_losing_labels_converge(cluster: LocalCluster, operator
 
     cluster.kubectl("label", "pod", "web-1", "-n", namespace, "app=other", "--overwrite")
     wait_reports(cluster, namespace, "web-1", DEFAULTS, "no policy selects it any more")
-    wait_for(lambda: applied_annotation(cluster, namespace, "web-1") is None, timeout=10, what="the annotation to go")
+    assert applied_by(cluster, namespace, "web-1") is None
 
     cluster.kubectl("label", "pod", "web-1", "-n", namespace, "app=web", "--overwrite")
     wait_reports(cluster, namespace, "web-1", [50000, 20, 100], "selected again")
 
     cluster.kubectl("label", "pod", "web-1", "-n", namespace, "gctuner.dev/enabled-")
     wait_reports(cluster, namespace, "web-1", DEFAULTS, "opted out")
-    wait_for(lambda: applied_annotation(cluster, namespace, "web-1") is None, timeout=10, what="the annotation to go")
+    assert applied_by(cluster, namespace, "web-1") is None
     wait_for(lambda: policy_status(cluster, namespace).get("matchedPods") == 0, timeout=10, what="matchedPods 0")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import urllib.request
 
-from podstate import DEFAULTS, EXAMPLES, agent, applied_annotation, policy_status, reports
+from podstate import DEFAULTS, EXAMPLES, agent, applied_by, policy_status, reports
 
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
@@ -30,9 +30,10 @@ def test_pod_created_after_the_policy_gets_its_settings(cluster: LocalCluster, o
     assert status["matchedPods"] == 2 and status["failedPods"] == 0
     ready = status["conditions"][0]
     assert (ready["type"], ready["status"], ready["reason"]) == ("Ready", "True", "Applied")
-    annotation = applied_annotation(cluster, namespace, "web-1")
-    assert annotation["policy"] == "web" and annotation["settings"]["thresholds"] == [50000, 20, 100]
-    assert applied_annotation(cluster, namespace, "web-3") is None
+    record = applied_by(cluster, namespace, "web-1")
+    assert record is not None and record["policy"] == f"{namespace}/web" and record["time"]
+    assert agent(cluster, namespace, "web-1")["desired"]["thresholds"] == [50000, 20, 100]
+    assert applied_by(cluster, namespace, "web-3") is None
 
     header, row = cluster.kubectl("get", "gcpol", "-n", namespace).stdout.splitlines()[:2]
     starts = [m.start() for m in re.finditer(r"\S+", header)]  # aligned columns; an empty cell is blank

@@ -56,7 +56,7 @@ def test_status_tells_each_pods_policy_state_and_why(cluster: LocalCluster, oper
 
     data = json.loads(gctuner_status(cluster, "-n", namespace, "-o", "json").stdout)
     web = next(p for p in data["pods"] if p["name"] == "web-1")
-    assert web["annotation"]["policy"] == "web-tuned" and web["collections"] is not None
+    assert web["applied_by"]["policy"] == f"{namespace}/web-tuned" and web["collections"] is not None
     assert all(p["thresholds"] == [100000, 50, 100] for p in web["live"])
 
 

@@ -13,7 +13,8 @@ answer as a real one does where the operator and kopf depend on it:
   side effect stops seeing requests after the first);
 - a ``labelSelector`` (equality only, as the operator's pod watch uses it)
   filters lists and watches, and an object that stops matching arrives as
-  DELETED with its new labels, as on a real API server.
+  DELETED with its previous content (still matching), as the API server's
+  watch cache sends it.
 
 The agents are the real agent core, one per fake pod, served as ``gctuner
 sidecar`` serves it on its own port of 127.0.0.1, each with a fake ``gc``
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import copy
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -112,7 +114,7 @@ class Emulator(kmock.KubernetesEmulator):
 
     async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
         selector = request.params.get("labelSelector")
-        inside: set[tuple[str, str]] = set()
+        inside: dict[tuple[str, str], Any] = {}  # what the stream last sent of each object
         async for event in super()._serve_watch(request):
             if not selector or not isinstance(event, dict) or event.get("type") not in ("ADDED", "MODIFIED", "DELETED"):
                 yield event
@@ -120,12 +122,12 @@ class Emulator(kmock.KubernetesEmulator):
             obj = event["object"]
             key = (obj["metadata"].get("namespace"), obj["metadata"]["name"])
             if event["type"] == "DELETED" or not selected(obj, selector):
-                if key in inside:  # left the selector: DELETED, with what it is now
-                    inside.discard(key)
-                    yield {"type": "DELETED", "object": obj}
+                if key in inside:  # left the selector: DELETED, with what it was while it matched
+                    previous = inside.pop(key)
+                    yield {"type": "DELETED", "object": obj if event["type"] == "DELETED" else previous}
                 continue
             yield {"type": "MODIFIED" if key in inside else "ADDED", "object": obj}
-            inside.add(key)
+            inside[key] = copy.deepcopy(obj)
 
 
 def selected(obj: Mapping[str, Any], selector: str) -> bool:

@@ -81,6 +81,8 @@ async def test_a_pod_that_loses_the_label_gets_its_defaults_and_a_deleted_pod_is
         await until(lambda: api.status().get("matchedPods") == 1, what="the status to count c only")
     assert (a.pushes, b.pushes, c.pushes) == (2, 1, 1)  # a: tuned, then restored; b: nothing after its deletion
     assert a.applied_by is None and c.applied_by is not None  # a restore is nobody's record
+    # Each DELETED came with the pod's last content, still labelled: a GET told an opt-out from a deletion.
+    assert sorted(r.name for r in api["get v1/pods"] if r.name) == ["a", "b"]
     assert len(api["patch v1/pods"]) == 1  # the test's own label change: the operator never writes to pods
     # Only opted-in pods were ever asked for (kopf watched every pod of the cluster before).
     assert {r.params.get("labelSelector") for r in [*api["list v1/pods"], *api["watch v1/pods"]]} == {SELECTOR}
