@@ -318,3 +318,11 @@ def test_any_request_gets_a_json_answer_and_a_refusal_changes_nothing(token: str
                 assert data["processes"] == {"applied": 1, "total": 1}
 
         check()
+
+
+def test_thresholds_left_out_keep_what_the_last_post_published(endpoint: TuneEndpoint) -> None:
+    post(endpoint, TUNED)
+    assert answer(post(endpoint, {"thresholds": [6000]}))["new_thresholds"] == [6000, 20, 100]
+    assert endpoint.shared.desired().settings.thresholds == (6000, 20, 100)  # type: ignore[union-attr]
+    endpoint.handle(Request("DELETE", AUTH))
+    assert answer(post(endpoint, {"thresholds": [7000]}))["new_thresholds"] == [7000, 10, 10]

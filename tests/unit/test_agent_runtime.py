@@ -137,3 +137,12 @@ def test_startup_defaults_of_a_fresh_interpreter() -> None:
     defaults, thresholds = json.loads(completed.stdout)
     assert defaults == thresholds
     assert defaults[0] == (2000 if sys.version_info >= (3, 13) else 700)
+
+
+def test_thresholds_left_out_are_the_defaults_whatever_was_applied_before() -> None:
+    """Two followers, one of which skipped a generation, run the same thresholds."""
+    skipped, saw_both = GCRuntime(FakeGC((700, 10, 10))), GCRuntime(FakeGC((700, 10, 10)))
+    saw_both.apply(Settings((5000, 20, 100)))
+    for runtime in (skipped, saw_both):
+        runtime.apply(Settings((6000,)))
+    assert skipped.thresholds() == saw_both.thresholds() == (6000, 10, 10)

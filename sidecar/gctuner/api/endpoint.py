@@ -173,7 +173,18 @@ class TuneEndpoint:
             settings = parse_settings(payload)
         except InvalidSettings as error:
             return json_response(400, {"message": str(error)})
-        return self._changed(settings, "updated", applied_by)
+        return self._changed(self._complete(settings), "updated", applied_by)
+
+    def _complete(self, settings: Settings) -> Settings:
+        """Thresholds left out keep the values the last POST published, written
+        into this one: not each process's current values, which differ when a
+        process skipped a generation (a follower applies only the latest)."""
+        current = self.shared.desired()
+        previous = () if current is None or current.settings is None else current.settings.thresholds
+        if len(settings.thresholds) >= len(previous):
+            return settings
+        thresholds = tuple(settings.thresholds) + tuple(previous[len(settings.thresholds):])
+        return dataclasses.replace(settings, thresholds=thresholds)
 
     def _steer(self, goal: Goal, applied_by: AppliedBy | None = None) -> Response:
         rollout = self.shared.steer(goal, self.config.apply_timeout, applied_by=applied_by)

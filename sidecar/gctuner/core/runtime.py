@@ -135,8 +135,12 @@ class GCRuntime:
         return int(self._gc.get_freeze_count())
 
     def apply(self, settings: Settings) -> None:
-        """Set the thresholds (those left out keep their values), then freeze."""
-        self._gc.set_threshold(*settings.thresholds)
+        """Set the thresholds, then freeze. Those left out are the startup
+        defaults', so what a process runs depends on the settings alone, never
+        on which earlier ones it happened to apply (a follower that skipped a
+        generation runs what the others run)."""
+        given = tuple(settings.thresholds)
+        self._gc.set_threshold(*given, *self.defaults[len(given):])
         if settings.freeze:
             if not self._froze:
                 self._frozen_before = self.frozen()
