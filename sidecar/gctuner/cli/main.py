@@ -13,6 +13,7 @@ import dataclasses
 import signal
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes
@@ -29,7 +30,7 @@ DEFAULT_PORT = 9471
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="gctuner",
+        prog=_prog(),
         description="Runtime garbage-collector tuning for every process of a pod.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -57,7 +58,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     collect.add_parser(commands)
 
-    args = parser.parse_args(argv)
+    args = parser.parse_args(kubectl_flags_last(sys.argv[1:] if argv is None else argv))
     try:
         return int(args.run(args))
     except (OSError, ValueError, KubectlError) as error:
@@ -84,6 +85,32 @@ def _sidecar(args: argparse.Namespace) -> int:
     finally:
         server.server_close()
     return 0
+
+
+KUBECTL_FLAGS = ("-n", "--namespace", "--context", "--kubeconfig")
+"""kubectl's global flags that ``status`` takes: kubectl accepts them before the
+subcommand too (``kubectl gctuner -n shop status``)."""
+
+
+def kubectl_flags_last(argv: Sequence[str]) -> list[str]:
+    """``KUBECTL_FLAGS`` given before the subcommand, moved after it."""
+    moved: list[str] = []
+    rest = list(argv)
+    while rest:
+        flag, _, _ = rest[0].partition("=")
+        if rest[0] in KUBECTL_FLAGS and len(rest) > 1:
+            moved += rest[:2]
+            del rest[:2]
+        elif flag in KUBECTL_FLAGS or (rest[0].startswith("-n") and len(rest[0]) > 2 and not rest[0].startswith("--")):
+            moved.append(rest.pop(0))
+        else:
+            break
+    return rest[:1] + moved + rest[1:] if moved and rest else list(argv)
+
+
+def _prog() -> str:
+    """``kubectl gctuner`` when kubectl runs us as its plugin ``kubectl-gctuner``."""
+    return "kubectl gctuner" if Path(sys.argv[0]).name.startswith("kubectl-gctuner") else "gctuner"
 
 
 def _install(args: argparse.Namespace) -> int:

@@ -22,8 +22,8 @@ from typing import Any, Callable
 
 from gctuner.policy import ENABLED_LABEL, Body, Key, PodView, PolicyView, winner
 from gctuner.status.kubectl import Kubectl, KubectlError
+from gctuner.status.output import FORMATS, format_report
 from gctuner.status.report import LiveRead, Report, Target, build, targets
-from gctuner.status.table import render
 
 Reader = Callable[[Target], LiveRead]
 
@@ -43,7 +43,8 @@ def add_parser(commands: Any) -> None:
     scope.add_argument("-n", "--namespace", help="the namespace (default: the context's)")
     scope.add_argument("-A", "--all-namespaces", action="store_true", help="every namespace")
     status.add_argument("-l", "--selector", help="only the opted-in pods that also match this label selector")
-    status.add_argument("-o", "--output", choices=["table", "json"], default="table")
+    status.add_argument("-o", "--output", choices=FORMATS, default="table",
+                        help="table (default), wide (the pods' IP, Python and flavour too), json or yaml, as kubectl")
     status.add_argument("--via", choices=["auto", "proxy", "direct"], default="auto",
                         help="how pods are read: through the API server's pod proxy, or at their IP (from inside "
                         "the cluster network); auto: the proxy, but loopback pod IPs (a local cluster) directly")
@@ -76,7 +77,7 @@ def run(args: argparse.Namespace) -> int:
     report = build(policies, pods, read_all(targets(policies, pods), reader, args.parallel))
     if args.policy:
         report = Report([p for p in report.policies if p.name == args.policy], report.pods)
-    print(json.dumps(report.to_json(), indent=2) if args.output == "json" else render(report, args.all_namespaces))
+    print(format_report(report, args.output, args.all_namespaces))
     return 0
 
 
