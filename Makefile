@@ -40,10 +40,10 @@ lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (ma
 test: lint binaries free-threaded pythons prometheus  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
 	@$(BIN)/pytest
 
-unit: venv  ## only the fast tests
+unit: venv prometheus  ## only the fast tests
 	@$(BIN)/pytest tests/unit
 
-e2e: binaries  ## only the end-to-end tests
+e2e: binaries prometheus  ## only the end-to-end tests
 	@$(BIN)/pytest tests/e2e
 
 NODE_PACKAGES := containerd runc containernetworking-plugins buildah debootstrap
