@@ -16,8 +16,8 @@ must exit 0.
 
 Normalising keeps what the docs promise and drops what changes between
 runs: spaces collapse (kubectl pads columns to their widest value), and
-timestamps, ages and durations, IP addresses, bare integers (counts, pause
-numbers, pids) and kubectl's created/configured/unchanged become
+timestamps, ages and durations, IP addresses, bare numbers (counts, pause
+numbers, pids, the GC% figures) and kubectl's created/configured/unchanged become
 placeholders. Names, threshold lists, states and messages stay exact.
 """
 
@@ -34,7 +34,7 @@ _VOLATILE = [
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), "<time>"),
     (re.compile(r"\b\d+(\.\d+){3}\b"), "<ip>"),
     (re.compile(r"\b(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d))+\b"), "<duration>"),
-    (re.compile(r"(?<![\w\[,./-])\d+(?![\w\],./-])"), "<n>"),
+    (re.compile(r"(?<![\w\[,./-])\d+(\.\d+)?(?![\w\],./-])"), "<n>"),
     (re.compile(r"\b(created|configured|unchanged)\b"), "<applied>"),
 ]
 

@@ -42,10 +42,10 @@ def test_status_tells_each_pods_policy_state_and_why(cluster: LocalCluster, oper
     table = gctuner_status(cluster, "-n", namespace)
     assert table.returncode == 0, table.stderr
     policies, pods = table.stdout.split("\n\n")
-    assert [line.split()[:5] for line in policies.splitlines()] == [
-        ["POLICY", "THRESHOLDS", "FREEZE", "PRIORITY", "PODS"],
-        ["baseline", "[10000,10,10]", "false", "0", "0"],  # every pod here matches web-tuned, which wins
-        ["web-tuned", "[100000,50,100]", "false", "10", "3"],
+    assert [line.split()[:6] for line in policies.splitlines()] == [
+        ["POLICY", "MODE", "THRESHOLDS", "FREEZE", "PRIORITY", "PODS"],
+        ["baseline", "Static", "[10000,10,10]", "false", "0", "0"],  # every pod here matches web-tuned, which wins
+        ["web-tuned", "Static", "[100000,50,100]", "false", "10", "3"],
     ]
     rows = {line.split()[0]: line.split() for line in pods.splitlines()[1:]}
     assert set(rows) == {"api-broken", "web-1", "web-2"}  # web-3 did not opt in
