@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import urllib.request
 from typing import Any
 
@@ -15,6 +16,13 @@ DEFAULTS = [700, 10, 10]  # Python 3.11's startup thresholds, the pods' interpre
 
 def get(cluster: LocalCluster, namespace: str, kind: str, name: str) -> dict[str, Any]:
     return json.loads(cluster.kubectl("get", kind, name, "-n", namespace, "-o", "json").stdout)
+
+
+def table(cluster: LocalCluster, namespace: str, *what: str) -> list[dict[str, str]]:
+    """``kubectl get WHAT`` as users see it, each row by column name (an empty cell is "")."""
+    header, *rows = cluster.kubectl("get", *what, "-n", namespace).stdout.splitlines()
+    starts = [m.start() for m in re.finditer(r"\S+", header)]  # kubectl aligns every column on its header
+    return [{header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, [*starts[1:], None])} for row in rows]
 
 
 def policy_status(cluster: LocalCluster, namespace: str, name: str = "web") -> dict[str, Any]:

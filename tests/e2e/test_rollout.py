@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import re
 import urllib.request
 
-from podstate import DEFAULTS, EXAMPLES, agent, applied_by, policy_status, reports
+from podstate import DEFAULTS, EXAMPLES, agent, applied_by, policy_status, reports, table
 
 from gctuner_localcluster.cluster import LocalCluster
 from gctuner_localcluster.operatorproc import OperatorProcess
@@ -35,12 +34,10 @@ def test_pod_created_after_the_policy_gets_its_settings(cluster: LocalCluster, o
     assert agent(cluster, namespace, "web-1")["desired"]["thresholds"] == [50000, 20, 100]
     assert applied_by(cluster, namespace, "web-3") is None
 
-    header, row = cluster.kubectl("get", "gcpol", "-n", namespace).stdout.splitlines()[:2]
-    starts = [m.start() for m in re.finditer(r"\S+", header)]  # aligned columns; an empty cell is blank
-    cells = {header[a:b].strip(): row[a:b].strip() for a, b in zip(starts, [*starts[1:], None])}
-    shown = {name: cells.get(name) for name in ("NAME", "MODE", "THRESHOLDS", "MATCHED", "APPLIED", "FAILED", "READY")}
+    (row,) = table(cluster, namespace, "gcpol")
+    shown = {name: row.get(name) for name in ("NAME", "MODE", "THRESHOLDS", "MATCHED", "APPLIED", "FAILED", "READY")}
     assert shown == {"NAME": "web", "MODE": "Static", "THRESHOLDS": "[50000,20,100]",
-                     "MATCHED": "2", "APPLIED": "2", "FAILED": "0", "READY": "True"}, cells
+                     "MATCHED": "2", "APPLIED": "2", "FAILED": "0", "READY": "True"}, row
 
     with urllib.request.urlopen(operator.metrics_url, timeout=5) as response:
         metrics = response.read().decode()
