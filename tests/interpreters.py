@@ -38,6 +38,7 @@ REQUIREMENTS = (
     "hypothesis>=6.100,<7",
     "flask>=2.3,<4",
     "prometheus_client>=0.17",
+    "trio>=0.22",
 )
 """What the agent's unit tests import besides the standard library. pip picks
 the newest release that still supports each interpreter (pytest 9 needs 3.10,

@@ -187,7 +187,7 @@ def test_delete_with_a_body_is_refused(middleware: GCTunerMiddleware, shared: Sh
 
 def test_under_trio_get_and_post_answer(middleware: GCTunerMiddleware, shared: SharedState) -> None:
     """hypercorn -k trio: no asyncio loop, the wait runs in trio's worker thread."""
-    trio = pytest.importorskip("trio")
+    import trio  # in the dev extra and in every interpreter's test virtualenv (tests/interpreters.py)
 
     async def both() -> tuple[Exchange, Exchange]:
         body = json.dumps({"thresholds": [4321]}).encode()
