@@ -5,6 +5,11 @@ these helpers talk to the API server directly, concurrently, as the admin.
 Pods that should not run are bound to a node that does not exist, so they
 cost the API server and the operator's watch what they would in a real
 cluster, and our local kubelet nothing.
+
+Hollow pods (as Kubernetes' kubemark has them) are for the scale 2 cores
+cannot run as processes: bound to the node ``hollow``, whose pod status this
+module writes (Running, Ready, an address of their own on loopback), every
+one served by the real agent core in ``bench/agentfarm.py``.
 """
 
 from __future__ import annotations
@@ -31,14 +36,16 @@ def pod(name: str, labels: dict[str, str], node: str | None = None) -> dict[str,
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": labels}, "spec": spec}
 
 
-async def _send(cluster: LocalCluster, method: str, paths_and_bodies: list[tuple[str, Any]], parallel: int) -> None:
+async def _send(cluster: LocalCluster, method: str, paths_and_bodies: list[tuple[str, Any]], parallel: int,
+                content_type: str = "application/json") -> None:  # fmt: skip
     assert cluster.apiserver is not None
     context = ssl.create_default_context(cafile=str(cluster.apiserver.pki.ca_cert))
-    headers = {"Authorization": f"Bearer {cluster.apiserver.admin_token}"}
+    headers = {"Authorization": f"Bearer {cluster.apiserver.admin_token}", "Content-Type": content_type}
     limit = asyncio.Semaphore(parallel)
     async with aiohttp.ClientSession(headers=headers, connector=aiohttp.TCPConnector(ssl=context, limit=parallel)) as session:
         async def one(path: str, body: Any) -> None:
-            async with limit, session.request(method, cluster.apiserver.url + path, json=body) as response:
+            data = json.dumps(body, separators=(",", ":"))
+            async with limit, session.request(method, cluster.apiserver.url + path, data=data) as response:
                 if response.status >= 400 and response.status != 404:
                     raise RuntimeError(f"{method} {path}: {response.status} {await response.text()}")
         await asyncio.gather(*(one(path, body) for path, body in paths_and_bodies))
@@ -48,6 +55,37 @@ def create(cluster: LocalCluster, namespace: str, pods: list[dict[str, Any]], pa
     cluster.kubectl("create", "namespace", namespace, check=False)
     path = f"/api/v1/namespaces/{namespace}/pods"
     asyncio.run(_send(cluster, "POST", [(path, p) for p in pods], parallel))
+
+
+HOLLOW_NODE = "hollow"
+
+
+def hollow_ip(index: int) -> str:
+    """Loopback addresses from 127.100.1.1 on: never those of the local kubelet's pods (127.0.x.y)."""
+    block, rest = divmod(index, 255 * 254)
+    return f"127.{100 + block}.{1 + rest // 254}.{1 + rest % 254}"
+
+
+def create_hollow(cluster: LocalCluster, namespace: str, count: int, first_ip: int,
+                  labels: dict[str, str] = ENABLED, parallel: int = 32) -> dict[str, str]:  # fmt: skip
+    """``count`` running, ready pods on the hollow node; their name -> IP."""
+    ips = {f"app-{i}": hollow_ip(first_ip + i) for i in range(count)}
+    create(cluster, namespace, [pod(name, labels, node=HOLLOW_NODE) for name in ips], parallel)
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+    def status(ip: str) -> dict[str, Any]:
+        return {"status": {
+            "phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}], "hostIP": "127.0.0.1", "startTime": now,
+            "conditions": [{"type": t, "status": "True", "lastTransitionTime": now}
+                           for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")],
+            "containerStatuses": [{"name": "app", "image": "none", "imageID": "", "ready": True, "started": True,
+                                   "restartCount": 0, "state": {"running": {"startedAt": now}}}],
+        }}  # fmt: skip
+
+    path = f"/api/v1/namespaces/{namespace}/pods/{{}}/status"
+    asyncio.run(_send(cluster, "PATCH", [(path.format(name), status(ip)) for name, ip in ips.items()], parallel,
+                      content_type="application/merge-patch+json"))  # fmt: skip
+    return ips
 
 
 def delete_all(cluster: LocalCluster, namespace: str) -> None:
