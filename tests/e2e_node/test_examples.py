@@ -7,10 +7,11 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from gctuner_localcluster.cluster import REPO_ROOT
 from gctuner_localcluster.realnode.cluster import RealNodeCluster
 from polling import wait_for
 
-from .conftest import EXAMPLES
+EXAMPLES = REPO_ROOT / "deploy" / "examples"
 
 TOKEN = "demo-token-change-me"  # deploy/examples/flask/secret.yaml
 
@@ -51,4 +52,36 @@ def test_flask_deployment_is_tuned_in_every_worker(installed: RealNodeCluster, n
         assert list(state["desired"]["thresholds"]) == [50000, 20, 100], state
         processes = state["processes"]
         assert len(processes) >= 4, processes  # four gunicorn workers, each applied
-        assert all(list(p["thresholds"]) == [50000, 20, 100] for p in processes if "thresholds" in p), processes
+        assert all(list(p["thresholds"]) == [50000, 20, 100] and p["generation"] == state["generation"]
+                   for p in processes), processes
+
+
+def test_killed_container_is_restarted_and_re_applied(installed: RealNodeCluster, namespace: str) -> None:
+    """The kubelet restarts a killed container; its new processes run the policy's settings again."""
+    for manifest in ("secret.yaml", "deployment.yaml", "policy.yaml"):
+        installed.kubectl("apply", "-n", namespace, "-f", str(EXAMPLES / "flask" / manifest))
+    installed.kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=180s")
+    wait_for(lambda: _policy_status(installed, namespace, "web").get("appliedPods") == 2,
+             timeout=60, what="the policy applied to both pods")
+    pod = _pods(installed, namespace, "app=web")[0]
+    name, ip = pod["metadata"]["name"], pod["status"]["podIP"]
+    # gunicorn's master is PID 1 of the container: killing it ends the container.
+    installed.kubectl("exec", "-n", namespace, name, "-c", "app", "--", "python3", "-c",
+                      "import os, signal; os.kill(1, signal.SIGKILL)", check=False)
+
+    def restarted() -> bool:
+        got = json.loads(installed.kubectl("get", "pod", name, "-n", namespace, "-o", "json").stdout)
+        statuses = got["status"].get("containerStatuses", [])
+        return bool(statuses) and statuses[0]["restartCount"] >= 1 and _ready(got)
+
+    wait_for(restarted, timeout=120, what="the kubelet to restart the killed container")
+
+    def re_applied() -> dict | None:
+        try:
+            state = _agent(ip)
+        except OSError:
+            return None
+        return state if state["in_sync"] and state["desired"] else None
+
+    state = wait_for(re_applied, timeout=90, what="the operator to re-apply the restarted container")
+    assert all(list(p["thresholds"]) == [50000, 20, 100] for p in state["processes"]), state

@@ -75,7 +75,7 @@ def _https_ok(port: int) -> bool:
 
 
 class ControllerManager:
-    def __init__(self, assets: Assets, workdir: Path, api: NodeAPIServer) -> None:
+    def __init__(self, assets: Path, workdir: Path, api: NodeAPIServer) -> None:
         p = api.node_pki
         config = kubeconfig(workdir / "kubeconfig-controller-manager", api.url, p.ca_cert, p.controller_manager,
                             "system:kube-controller-manager")
@@ -83,7 +83,7 @@ class ControllerManager:
         self.process = ManagedProcess(
             "kube-controller-manager",
             [
-                str(assets.path("kube-controller-manager")),
+                str(assets / "kube-controller-manager"),
                 f"--kubeconfig={config}",
                 f"--authentication-kubeconfig={config}",
                 f"--authorization-kubeconfig={config}",
@@ -94,7 +94,7 @@ class ControllerManager:
                 "--use-service-account-credentials=true",
                 f"--service-account-private-key-file={p.sa_private}",
                 f"--root-ca-file={p.ca_cert}",
-                "--controllers=*,-nodeipam,-nodelifecycle,-service-lb-controller,-cloud-node-lifecycle,-persistentvolume-expander",
+                "--controllers=*,-nodeipam",  # nodelifecycle lifts the not-ready taint
                 "--v=1",
             ],
             workdir / "logs" / "kube-controller-manager.log",
@@ -109,14 +109,14 @@ class ControllerManager:
 
 
 class Scheduler:
-    def __init__(self, assets: Assets, workdir: Path, api: NodeAPIServer) -> None:
+    def __init__(self, assets: Path, workdir: Path, api: NodeAPIServer) -> None:
         p = api.node_pki
         config = kubeconfig(workdir / "kubeconfig-scheduler", api.url, p.ca_cert, p.scheduler, "system:kube-scheduler")
         self.port = free_port()
         self.process = ManagedProcess(
             "kube-scheduler",
             [
-                str(assets.path("kube-scheduler")),
+                str(assets / "kube-scheduler"),
                 f"--kubeconfig={config}",
                 f"--authentication-kubeconfig={config}",
                 f"--authorization-kubeconfig={config}",
@@ -342,7 +342,6 @@ exec "$@"
                 f"--kubeconfig={config}",
                 f"--root-dir={self.root_dir}",
                 f"--hostname-override={NODE_NAME}",
-                f"--node-ip={NODE_NAME}",
                 "--v=1",
             ],
             workdir / "logs" / "kubelet.log",
