@@ -15,7 +15,7 @@ import time
 from . import report
 
 BENCHMARKS = ("agent_overhead", "pause_cost", "propagation", "convergence", "footprint",
-              "reference_workload")
+              "reference_workload", "autopilot")
 """Every benchmark, as the name of its module in this package."""
 
 

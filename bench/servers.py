@@ -57,15 +57,20 @@ def gunicorn(
     log: Path,
     options: Sequence[str] = (),
     timeout: float = 60.0,
+    executable: Path = GUNICORN,
+    cgroup: Path | None = None,
 ) -> Iterator[Server]:
     """Serve ``app`` (``module:variable`` in ``chdir``) with ``workers`` sync
-    workers; yield it once it listens and every worker has booted."""
-    server = ManagedProcess(
-        "gunicorn",
-        [str(GUNICORN), "--workers", str(workers), "--bind", "127.0.0.1:0", "--chdir", str(chdir),
-         "--graceful-timeout", "5", *options, app],
-        log, env=env,
-    )  # fmt: skip
+    workers; yield it once it listens and every worker has booted.
+
+    ``executable``: another interpreter's gunicorn. ``cgroup``: a cgroup v1
+    folder the master enters (through a shell that writes its own pid to
+    ``cgroup.procs`` and then execs gunicorn) before it forks any worker."""
+    command = [str(executable), "--workers", str(workers), "--bind", "127.0.0.1:0", "--chdir", str(chdir),
+               "--graceful-timeout", "5", *options, app]  # fmt: skip
+    if cgroup is not None:
+        command = ["/bin/sh", "-c", 'echo $$ > "$0" && exec "$@"', str(cgroup / "cgroup.procs"), *command]
+    server = ManagedProcess("gunicorn", command, log, env=env)
     url: list[str] = []
 
     def ready() -> bool:
