@@ -108,3 +108,17 @@ def test_every_example_app_gets_its_policy(cluster: LocalCluster, operator: Oper
                  if d["spec"]["thresholds"] == thresholds][0]
     wait_for(lambda: policy_status(cluster, namespace, governing).get("appliedPods") == len(opted),
              timeout=20, what=f"{governing}'s status to count {len(opted)} applied pods")
+
+
+@pytest.mark.parametrize("verb,allowed", [
+    ("list", True), ("watch", True), ("get", True),  # the opted-in pods, by label selector; one read per vanished pod
+    ("patch", False), ("update", False), ("create", False), ("delete", False),  # never a write to a pod
+])
+def test_the_operator_reads_pods_and_never_writes_them(cluster: LocalCluster, operator_kubeconfig: Path,
+                                                       verb: str, allowed: bool) -> None:
+    account = "system:serviceaccount:gctuner-system:gctuner-operator"
+    answer = cluster.kubectl("auth", "can-i", verb, "pods", "-A", f"--as={account}", check=False).stdout.strip()
+    assert answer == ("yes" if allowed else "no")
+    role = next(d for d in yaml.safe_load_all((DEPLOY / "base" / "rbac.yaml").read_text()) if d["kind"] == "ClusterRole")
+    (rule,) = [r for r in role["rules"] if "pods" in r["resources"]]
+    assert sorted(rule["verbs"]) == ["get", "list", "watch"]
