@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import getpass
 import os
 import random
 import secrets
@@ -32,7 +31,8 @@ def main() -> None:
     # Equal priorities make kopf pause every replica; a random one breaks the tie.
     priority = args.priority if args.priority is not None else random.randint(1, 1_000_000)
     # Ours, so that our pod watch can tell from the peering object whether kopf pauses this replica.
-    identity = os.environ.get("POD_ID") or f"{getpass.getuser()}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
+    # The uid, not getpass.getuser(): an image's USER 10001 has no passwd entry, and getuser() raises there.
+    identity = os.environ.get("POD_ID") or f"{os.getuid()}@{socket.gethostname()}/{os.getpid()}/{secrets.token_hex(3)}"
     peering = {"name": args.peering, "identity": identity, "priority": priority} if args.peering else None
     kopf.run(
         clusterwide=not args.namespace,
