@@ -32,8 +32,10 @@ def memory(used_mib: int, limit: int | None = LIMIT) -> MemoryReading:
 
 def run(observation: Observation | None, used: MemoryReading, *, t0: int = 700, frozen: bool = False,
         goal: Goal = GOAL, flavour: Flavour = GENERATIONAL, since: float = 100.0,
-        defaults: tuple[int, ...] = DEFAULTS) -> d.Decision:
-    return decide(observation, used, goal, Choice((t0,), frozen), flavour, defaults, since)
+        defaults: tuple[int, ...] = DEFAULTS, last_raise: d.Raise | None = None,
+        ceiling: int | None = None) -> d.Decision:
+    return decide(observation, used, goal, Choice((t0,), frozen), flavour, defaults, since,
+                  last_raise=last_raise, ceiling=ceiling)
 
 
 @pytest.mark.parametrize("flavour", FLAVOURS, ids=lambda f: f.name)
@@ -149,3 +151,23 @@ def test_the_choice_never_leaves_the_bounds(flavour: Flavour) -> None:
 def test_relaxed_free_threaded_choice_turns_heap_scaling_back_on() -> None:
     decision = run(seen(gc=6.0), memory(300), flavour=FREE_THREADED, defaults=(2000, 10, 0))
     assert decision.choice.thresholds == (6000, 10)
+
+
+def test_a_raise_that_did_not_lower_gc_time_is_undone_and_becomes_the_ceiling() -> None:
+    """A workload whose garbage costs the same at any rate (the churn benchmark's
+    finding): the cheaper setting is held, not raised on to the maximum."""
+    undone = run(seen(gc=20.0), memory(300), t0=40_000, last_raise=d.Raise(10_000, 21.0))
+    assert (undone.state, undone.choice.threshold0, undone.ceiling) == (d.UNREACHABLE, 10_000, 10_000)
+    assert "did not lower the GC time (21.0% -> 20.0%)" in undone.reason
+    held = run(seen(gc=20.0), memory(300), t0=10_000, ceiling=10_000)
+    assert (held.state, held.choice.threshold0) == (d.UNREACHABLE, 10_000)
+    helped = run(seen(gc=8.0), memory(300), t0=40_000, last_raise=d.Raise(10_000, 21.0))
+    assert helped.choice.threshold0 == 160_000 and helped.ceiling is None  # it worked: raise on
+
+
+def test_full_collections_that_dominate_on_a_surviving_heap_are_frozen_without_a_pause_goal() -> None:
+    observation = dataclasses.replace(seen(gc=6.0, full_ms=100.0, freed_per_ms=30.0), full_share=0.8)
+    decision = run(observation, memory(300), t0=10_000)
+    assert decision.freeze and decision.choice.frozen and decision.choice.threshold0 == 10_000
+    garbage = dataclasses.replace(seen(gc=6.0, full_ms=100.0, freed_per_ms=90_000.0), full_share=0.8)
+    assert not run(garbage, memory(300), t0=10_000).freeze

@@ -48,14 +48,14 @@ class Pod:
         return Pilot(self.state, runtime, clock=self.clock, wallclock=self.clock,
                      memory=lambda: MemoryReading(self.used, 1000 * MiB, "test"))
 
-    def report(self, gc_percent: float) -> None:
+    def report(self, gc_percent: float, generation: int = 0) -> None:
         """Both processes rewrite their records: ``gc_percent`` of the time since the last ones."""
         self.pause_ns += int(gc_percent / 100 * (self.clock.now - self.reported) * 1e9)
         self.reported = self.clock.now
         for pid, slot in self.slots.items():
             generations = [{"collections": 10, "collected": 0, "pause_ns_total": self.pause_ns if g == 0 else 0,
                             "histogram": [10, 0]} for g in range(3)]
-            self.state.write_record(slot, {"pid": pid, "generation": 0, "thresholds": [700, 10, 10],
+            self.state.write_record(slot, {"pid": pid, "generation": generation, "thresholds": [700, 10, 10],
                                            "at": self.clock.now, "uptime": 600, "rss": None,
                                            "pauses": {"buckets_ns": [1_000_000], "generations": generations}})
 
@@ -164,3 +164,27 @@ def test_metrics_say_what_the_autopilot_aims_at_measured_and_chose(pod: Pod) -> 
     assert 'gctuner_autopilot_state{state="Settling"} 1.0' in text
     assert "gctuner_autopilot_gc_time_ratio 0.04" in text
     assert 'gctuner_autopilot_threshold{generation="0"} 2800.0' in text
+
+
+def test_after_a_change_the_next_window_waits_for_every_process_to_apply_it(pod: Pod) -> None:
+    Publisher(pod.state).steer(GOAL, timeout=0)
+    pilot = pod.pilot()
+    pod.report(0.0)
+    pilot.step(pod.desired())  # a new goal: measuring starts at once, no cool-down
+    pod.clock.now += WINDOW_SECONDS
+    pod.report(8.0)
+    pilot.step(pod.desired())
+    raised = pod.desired()
+    assert raised.settings == Settings((2800,)), "no cool-down for a new goal"
+    pod.clock.now += WINDOW_SECONDS + 1
+    pod.report(8.0)  # the processes still report the old generation: this is not the new setting's window
+    pilot.step(pod.desired())
+    assert pod.desired().generation == raised.generation
+    pod.report(8.0, generation=raised.generation)  # applied everywhere: the window starts now
+    pilot.step(pod.desired())
+    pod.clock.now += WINDOW_SECONDS
+    pod.report(7.9, generation=raised.generation)  # the raise did not help
+    pilot.step(pod.desired())
+    report = pod.state.read_autopilot()
+    assert report is not None and report["state"] == "GoalUnreachable" and report["ceiling"] == 700
+    assert pod.desired().settings == Settings((700,)), "the cheaper setting is held"

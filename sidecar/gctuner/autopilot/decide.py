@@ -11,8 +11,12 @@ Memory is the hard limit, GC time the objective, a pause goal last:
    ``t0 * measured / goal`` clamped to :data:`STEP_UP`: young collections
    cost roughly the same each, so their share of time falls with their rate,
    as Uber's GOGCTuner recomputes GOGC from the distance to its target.
-3. Full collections longer than ``maxPauseMillis`` on a heap that mostly
-   survives them: ``gc.freeze()`` once, after warm-up, so they stop scanning it.
+   A raise that did not lower the GC time (a workload whose garbage costs the
+   same at any rate, e.g. mostly cyclic) is undone and becomes the ceiling:
+   the autopilot holds the cheaper setting and says the goal is out of reach.
+3. Full collections that take most of the collector's time, or last longer
+   than ``maxPauseMillis``, on a heap that mostly survives them:
+   ``gc.freeze()`` once, after warm-up, so they stop scanning it.
 
 Guardrails: threshold0 stays within the goal's bounds (never 0: the collector
 is never disabled), steps are bounded, a band of :data:`HYSTERESIS` around
@@ -49,8 +53,15 @@ STEP_DOWN = 2.0
 GC_CAP_PERCENT = 30.0
 """Under memory pressure, stop lowering once the collector takes this share."""
 
-COOL_DOWN_SECONDS = 15.0
-"""Least time between a raise and the next one."""
+COOL_DOWN_SECONDS = 10.0
+"""Least time between a raise and the next one: one window, measured after
+every process applied the raise (see :mod:`gctuner.pod.pilot`)."""
+
+MIN_GAIN = 0.10
+"""A raise must lower the GC time by this share, or it is undone."""
+
+FULL_SHARE_FOR_FREEZE = 0.5
+"""Freeze, without a pause goal, once full collections take this share of the GC time."""
 
 WARM_UP_SECONDS = 30.0
 """A process younger than this is still building its heap: no freeze yet."""
@@ -94,9 +105,20 @@ class Decision:
     freeze: bool = False
     """Freeze now, in every process."""
 
+    ceiling: int | None = None
+    """A threshold0 found not worth exceeding (set when a raise is undone)."""
+
     def to_json(self) -> dict[str, Any]:
         return {"state": self.state, "reason": self.reason, "collect": self.collect, "freeze": self.freeze,
                 **self.choice.to_json()}
+
+
+@dataclasses.dataclass(frozen=True)
+class Raise:
+    """The last raise: from which threshold0, at what GC time."""
+
+    threshold0: int
+    gc_percent: float
 
 
 def startup_choice(defaults: tuple[int, ...]) -> Choice:
@@ -112,8 +134,12 @@ def decide(
     flavour: Flavour,
     defaults: tuple[int, ...],
     since_change: float,
+    *,
+    last_raise: Raise | None = None,
+    ceiling: int | None = None,
 ) -> Decision:
-    """The next choice and why; ``since_change`` is the seconds since the last change."""
+    """The next choice and why; ``since_change`` is the seconds since the last
+    change, ``last_raise`` the raise that led to ``current`` (if it did)."""
     fallback = startup_choice(defaults)
     if observation is None:
         return Decision(_keep_freeze(fallback, current), CANNOT_MEASURE,
@@ -128,6 +154,8 @@ def decide(
         return Decision(_keep_freeze(fallback, current), CANNOT_MEASURE,
                         f"cannot read the memory used ({memory.source}): holding the startup defaults")
     low, high = goal.threshold0_bounds(defaults[0])
+    if ceiling is not None:
+        high = max(low, min(high, ceiling))
     t0 = min(max(current.threshold0, low), high)
     measured = observation.gc_percent
     target = goal.gc_time_percent
@@ -149,12 +177,25 @@ def decide(
 
     relaxed = _relaxed(flavour, t0, defaults, current)
     if measured > target * (1 + HYSTERESIS):
+        if last_raise is not None and t0 > last_raise.threshold0 and measured > last_raise.gc_percent * (1 - MIN_GAIN):
+            back = max(low, last_raise.threshold0)
+            return Decision(_relaxed(flavour, back, defaults, current), UNREACHABLE,
+                            f"{figures}: raising threshold0 {back} -> {t0} did not lower the GC time "
+                            f"({last_raise.gc_percent:.1f}% -> {measured:.1f}%), so this workload's garbage costs the "
+                            f"same at any rate; holding the cheaper {back}", ceiling=back)
+        freed = observation.freed_per_full_ms
+        if (not current.frozen and observation.youngest_seconds >= WARM_UP_SECONDS
+                and observation.full_share >= FULL_SHARE_FOR_FREEZE
+                and freed is not None and freed < LONG_LIVED_FREED_PER_MS):
+            return Decision(dataclasses.replace(relaxed, frozen=True), SETTLING,
+                            f"{figures}: full collections take {observation.full_share:.0%} of it and free only "
+                            f"{freed:.0f} objects per ms (the heap mostly survives): freezing it", freeze=True)
         if memory_share >= HEADROOM:
             return Decision(relaxed, UNREACHABLE, f"{figures}: no memory headroom to raise threshold0 {t0}; "
                             "memory wins over GC time")
         if t0 >= high:
-            return Decision(relaxed, UNREACHABLE, f"{figures}: already at the highest threshold0 allowed ({high}); "
-                            "this workload's garbage costs more than the goal at any setting")
+            return Decision(relaxed, UNREACHABLE, f"{figures}: already at the highest threshold0 worth choosing "
+                            f"({high}); this workload's garbage costs more than the goal at any setting", ceiling=ceiling)
         if since_change < COOL_DOWN_SECONDS:
             return Decision(relaxed, SETTLING, f"{figures}: waiting {COOL_DOWN_SECONDS - since_change:.0f}s "
                             "after the last change before the next")

@@ -50,6 +50,9 @@ class Observation:
     youngest_seconds: float
     """Age of the youngest measured process: warm-up is not steady state."""
 
+    full_share: float = 0.0
+    """The full collections' share of all the time in the collector (0 to 1)."""
+
     def to_json(self) -> dict[str, Any]:
         return {
             "processes": self.processes,
@@ -59,6 +62,7 @@ class Observation:
             "longestPauseMillis": round(self.longest_pause_ms, 2),
             "fullCollections": self.full_collections,
             "longestFullPauseMillis": round(self.full_pause_ms, 2),
+            "fullCollectionShare": round(self.full_share, 2),
         }
 
 
@@ -67,7 +71,7 @@ def observe(start: Sequence[Mapping[str, Any]], now: Sequence[Mapping[str, Any]]
     (pause recording off, or no record was rewritten since ``start``)."""
     before = {record.get("pid"): record for record in start}
     shares, windows, longest, full_longest, ages = [], [], [0.0], [0.0], []
-    full_collections, full_freed, full_ns = 0, 0, 0
+    full_collections, full_freed, full_ns, all_ns = 0, 0, 0, 0
     rss: int | None = 0
     for record in now:
         earlier = before.get(record.get("pid"))
@@ -75,7 +79,9 @@ def observe(start: Sequence[Mapping[str, Any]], now: Sequence[Mapping[str, Any]]
         if measured is None:
             continue
         seconds, generations, buckets = measured
-        shares.append(100.0 * sum(g.pause_ns_total for g in generations) / (seconds * 1e9))
+        paused = sum(g.pause_ns_total for g in generations)
+        all_ns += paused
+        shares.append(100.0 * paused / (seconds * 1e9))
         windows.append(seconds)
         for index, generation in enumerate(generations):
             bound = _longest(generation.histogram, buckets)
@@ -99,6 +105,7 @@ def observe(start: Sequence[Mapping[str, Any]], now: Sequence[Mapping[str, Any]]
         full_collections=full_collections,
         full_pause_ms=max(full_longest),
         freed_per_full_ms=full_freed / (full_ns / 1e6) if full_ns else None,
+        full_share=full_ns / all_ns if all_ns else 0.0,
         rss_bytes=rss,
         youngest_seconds=min(ages) if ages else 0.0,
     )
