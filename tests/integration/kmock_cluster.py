@@ -26,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import json
 import secrets
 import threading
 from collections.abc import AsyncIterator, Iterator, Mapping
@@ -34,6 +35,10 @@ from typing import Any, Callable
 
 import attrs
 import kmock
+import kopf
+import pytest
+from kubernetes_asyncio import client
+from kubernetes_asyncio.config import kube_config
 
 from gctuner.api.endpoint import TuneEndpoint
 from gctuner.api.routes import Routes
@@ -44,6 +49,8 @@ from gctuner.pod.shared import SharedState
 from gctuner.pod.statedir import StateDir
 from gctuner.policy import ENABLED_LABEL, PORT_ANNOTATION
 from gctuner.testing import StandInGC
+from gctuner_operator import handlers  # noqa: F401  (registers the operator's kopf handlers for operator())
+from polling import until
 
 NAMESPACE = "shop"
 PODS = "v1/pods"
@@ -167,16 +174,6 @@ def pod_body(name: str, port: int) -> dict[str, Any]:
     }  # fmt: skip
 
 
-async def until(check: Callable[[], Any], timeout: float = 10.0, what: str = "the condition") -> Any:
-    """Poll ``check`` on the event loop until it is truthy; fail naming ``what``."""
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not (result := check()):
-        assert loop.time() < deadline, f"timed out after {timeout:g}s waiting for {what}"
-        await asyncio.sleep(0.01)
-    return result
-
-
 # --- the agents ----------------------------------------------------------------------
 
 
@@ -230,3 +227,39 @@ def agents(root: Path) -> Iterator[Callable[[str], Agent]]:
     finally:
         for agent in started:
             agent.stop()
+
+
+# --- the whole operator ---------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def operator(api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kopf.Memo]:
+    """The real operator (kopf and our handlers) in this event loop, logged in to ``api``."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(json.dumps({
+        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
+        "clusters": [{"name": "kmock", "cluster": {"server": str(api.url).rstrip("/")}}],
+        "users": [{"name": "test", "user": {"token": "kmock"}}],
+        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
+    }))  # fmt: skip
+    # kopf's login and our kube.connect() both call kubernetes_asyncio's load_kube_config(),
+    # which reads $KUBECONFIG once, at import; and it sets a process-wide default (undone after).
+    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
+    monkeypatch.setattr(client.Configuration, "_default", None)
+    for name in ("KUBERNETES_SERVICE_HOST", "GCTUNER_TOKEN_FILE", "GCTUNER_METRICS_ADDRESS"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GCTUNER_TOKEN", TOKEN)
+
+    settings = kopf.OperatorSettings()
+    settings.process.ultimate_exiting_timeout = None  # never SIGKILL the test process
+    memo, ready, stop = kopf.Memo(), asyncio.Event(), asyncio.Event()
+    task = asyncio.create_task(kopf.operator(
+        clusterwide=True, standalone=True, settings=settings, memo=memo, ready_flag=ready, stop_flag=stop,
+    ))  # fmt: skip
+    try:
+        await until(lambda: ready.is_set() or task.done(), 20, "the operator to start")
+        assert not task.done(), task.exception()
+        yield memo
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 20)

@@ -11,14 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Callable
 
 import kmock
-import kopf
 import pytest
 from kmock_cluster import (
     NAMESPACE,
@@ -29,23 +27,22 @@ from kmock_cluster import (
     Agent,
     Emulator,
     agents,
+    operator,
     pod_body,
     policy_body,
     status_body,
-    until,
 )  # fmt: skip
 from kubernetes_asyncio import client
-from kubernetes_asyncio.config import kube_config
 from prometheus_client import CollectorRegistry
 
 from gctuner.policy import PodView, PolicyView
-from gctuner_operator import handlers  # noqa: F401  (registers the operator's kopf handlers)
 from gctuner_operator.agent_client import AgentClient
 from gctuner_operator.backoff import JITTER
 from gctuner_operator.config import OperatorConfig
 from gctuner_operator.kube import Kube
 from gctuner_operator.metrics import OperatorMetrics
 from gctuner_operator.reconciler import Reconciler
+from polling import until
 
 pytestmark = [pytest.mark.kmock(cls=Emulator), pytest.mark.timeout(60)]
 
@@ -65,39 +62,6 @@ def start_agent(tmp_path: Path) -> Iterator[Callable[[str], Agent]]:
 
 
 # --- 1. the whole operator: a watch that answers 410 Gone -----------------------------
-
-
-@contextlib.asynccontextmanager
-async def operator(api: Emulator, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[kopf.Memo]:
-    """The real operator (kopf and our handlers) in this event loop, logged in to ``api``."""
-    kubeconfig = tmp_path / "kubeconfig"
-    kubeconfig.write_text(json.dumps({
-        "apiVersion": "v1", "kind": "Config", "current-context": "kmock",
-        "clusters": [{"name": "kmock", "cluster": {"server": str(api.url).rstrip("/")}}],
-        "users": [{"name": "test", "user": {"token": "kmock"}}],
-        "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "test"}}],
-    }))  # fmt: skip
-    # kopf's login and our kube.connect() both call kubernetes_asyncio's load_kube_config(),
-    # which reads $KUBECONFIG once, at import; and it sets a process-wide default (undone after).
-    monkeypatch.setattr(kube_config, "KUBE_CONFIG_DEFAULT_LOCATION", str(kubeconfig))
-    monkeypatch.setattr(client.Configuration, "_default", None)
-    for name in ("KUBERNETES_SERVICE_HOST", "GCTUNER_TOKEN_FILE", "GCTUNER_METRICS_ADDRESS"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("GCTUNER_TOKEN", TOKEN)
-
-    settings = kopf.OperatorSettings()
-    settings.process.ultimate_exiting_timeout = None  # never SIGKILL the test process
-    memo, ready, stop = kopf.Memo(), asyncio.Event(), asyncio.Event()
-    task = asyncio.create_task(kopf.operator(
-        clusterwide=True, standalone=True, settings=settings, memo=memo, ready_flag=ready, stop_flag=stop,
-    ))  # fmt: skip
-    try:
-        await until(lambda: ready.is_set() or task.done(), 20, "the operator to start")
-        assert not task.done(), task.exception()
-        yield memo
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 20)
 
 
 async def test_a_pods_watch_gone_410_is_relisted_and_pods_converge(

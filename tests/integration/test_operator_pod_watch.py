@@ -23,15 +23,15 @@ from kmock_cluster import (
     Agent,
     Emulator,
     agents,
+    operator,
     pod_body,
     policy_body,
     status_body,
-    until,
 )
-from test_operator_api_faults import operator
 
 from gctuner.core.applied_by import AppliedBy
 from gctuner.core.settings import Settings
+from polling import until
 
 pytestmark = [pytest.mark.kmock(cls=Emulator), pytest.mark.timeout(60)]
 
