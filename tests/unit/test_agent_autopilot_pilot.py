@@ -188,3 +188,16 @@ def test_after_a_change_the_next_window_waits_for_every_process_to_apply_it(pod:
     report = pod.state.read_autopilot()
     assert report is not None and report["state"] == "GoalUnreachable" and report["ceiling"] == 700
     assert pod.desired().settings == Settings((700,)), "the cheaper setting is held"
+
+
+def test_metrics_name_the_policy_the_pod_runs(pod: Pod) -> None:
+    from prometheus_client import generate_latest
+    from prometheus_client.registry import CollectorRegistry
+
+    from gctuner.api.metrics import GCCollector
+    from gctuner.core.applied_by import AppliedBy
+
+    pod.state.publish(Settings((50_000,)), "t", applied_by=AppliedBy("shop/web", 3))
+    registry = CollectorRegistry()
+    registry.register(GCCollector(Publisher(pod.state)))
+    assert 'gctuner_governed_by{policy="web",policy_generation="3"} 1.0' in generate_latest(registry).decode()

@@ -67,9 +67,20 @@ class GCCollector(Collector):
         processes.add_metric(["applied"], applied)
         processes.add_metric(["total"], len(records))
         yield processes
+        if desired is not None and desired.applied_by is not None:
+            yield _governed_by(desired.applied_by.policy, desired.applied_by.generation)
         yield from _per_process(records)
         if desired is not None and desired.goal is not None:
             yield from _autopilot(desired.goal.gc_time_percent, self.publisher.state_dir.read_autopilot() or {})
+
+
+def _governed_by(policy: str, generation: int) -> Metric:
+    """Which GCPolicy's settings the pod runs (what the operator's push said),
+    so a query can join the pod's series to its policy (per-policy GC time)."""
+    info = GaugeMetricFamily("gctuner_governed_by", "The GCPolicy whose settings the pod runs (always 1)",
+                             labels=["policy", "policy_generation"])
+    info.add_metric([policy.rpartition("/")[2], str(generation)], 1)
+    return info
 
 
 AUTOPILOT_STATES = ("WithinGoal", "Settling", "GoalUnreachable", "NoMemoryBudget", "CannotMeasure")
