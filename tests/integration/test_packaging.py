@@ -63,7 +63,7 @@ def test_the_wheel_holds_the_agent_and_the_operator_only(wheel: Path) -> None:
     assert "gctuner/status/collect.py" in names and "gctuner_operator/__main__.py" in names
     assert not [name for name in names if "__pycache__" in name]
     entry_points = zipfile.ZipFile(wheel).read("gctuner-0.1.0.dist-info/entry_points.txt").decode()
-    assert re.findall(r"^(\S+) = ", entry_points, re.M) == ["gctuner", "gctuner-operator"]
+    assert re.findall(r"^(\S+) = ", entry_points, re.M) == ["gctuner", "gctuner-operator", "kubectl-gctuner"]
     metadata = zipfile.ZipFile(wheel).read("gctuner-0.1.0.dist-info/METADATA").decode()
     requires = re.findall(r"^Requires-Dist: (.*)$", metadata, re.M)
     assert requires and all("extra ==" in r for r in requires)  # the agent needs nothing installed
