@@ -8,12 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import hypercorn  # noqa: F401  (the dev extra's: a missing one fails here, never skips)
 import pytest
 import requests
+import trio  # noqa: F401
 from agent_servers import BIN, TUNED, agent_env, free_port, restore, serving, tune_and_converge
-
-pytest.importorskip("trio")
-pytest.importorskip("hypercorn")
 
 pytestmark = pytest.mark.timeout(180)
 
