@@ -36,3 +36,15 @@ class InvalidSpec(OperatorError):
 
     def __init__(self, message: str) -> None:
         super().__init__("InvalidSpec", message, retryable=False)
+
+
+class SecretNotForGctuner(OperatorError):
+    """The policy names a Secret not marked as a gctuner token: nothing is read from it, nothing is sent.
+
+    Whoever may create a policy and a pod, but not read Secrets, must never get
+    one through the operator: only Secrets labelled ``gctuner.dev/token: "true"``
+    (which only someone who may write, hence read, the Secret can add) are sent.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__("SecretNotForGctuner", message, retryable=False)

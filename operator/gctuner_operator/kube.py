@@ -25,8 +25,14 @@ from kubernetes_asyncio.client.exceptions import ApiException
 
 from gctuner.policy import SecretRef
 
-from .errors import KubeError
+from .errors import KubeError, SecretNotForGctuner
 from .resources import GROUP, PLURAL, VERSION
+
+TOKEN_LABEL = "gctuner.dev/token"
+"""The label (value ``"true"``) that marks a Secret as one the operator may send to agents."""
+
+TOKEN_TYPES = frozenset({"Opaque", ""})
+"""Secret types a token may have: never one a controller fills in (a ServiceAccount's token)."""
 
 TRANSIENT = frozenset({408, 409, 429})
 """4xx answers that may pass: a timeout, a conflict with another write, throttling."""
@@ -103,10 +109,8 @@ class Kube:
         secret = await _translated(
             f"cannot read Secret {namespace}/{ref.name}", self._core.read_namespaced_secret(ref.name, namespace)
         )
-        data = (secret.data or {}).get(ref.key)
-        if data is None:
-            raise KubeError(f"Secret {namespace}/{ref.name} has no key {ref.key!r}", retryable=False)
-        token = base64.b64decode(data).decode().strip()
+        labels = secret.metadata.labels if secret.metadata is not None else None
+        token = token_from(namespace, ref, labels, secret.type, secret.data)
         self._secrets[(namespace, ref)] = (time.monotonic(), token)
         return token
 
@@ -133,6 +137,30 @@ class Kube:
                 )
         finally:
             response.release()
+
+
+def token_from(
+    namespace: str, ref: SecretRef, labels: Mapping[str, str] | None, type_: str | None,
+    data: Mapping[str, str] | None,
+) -> str:
+    """The token of a Secret meant for gctuner, else ``SecretNotForGctuner`` (its data untouched).
+
+    The operator may ``get`` any Secret (RBAC cannot select by label), and the
+    pods choose where a push goes: sending any other Secret would hand it to
+    whoever may create a policy and a pod in the namespace.
+    """
+    where = f"Secret {namespace}/{ref.name}"
+    if (labels or {}).get(TOKEN_LABEL) != "true":
+        raise SecretNotForGctuner(
+            f"{where} is not meant for gctuner (no label {TOKEN_LABEL}=true), so nothing was sent; if it holds "
+            f"the agents' token: kubectl label secret {ref.name} -n {namespace} {TOKEN_LABEL}=true"
+        )
+    if (type_ or "") not in TOKEN_TYPES:
+        raise SecretNotForGctuner(f"{where} is of type {type_}, so nothing was sent: a gctuner token is an Opaque Secret")
+    value = (data or {}).get(ref.key)
+    if value is None:
+        raise KubeError(f"{where} has no key {ref.key!r}", retryable=False)
+    return base64.b64decode(value).decode().strip()
 
 
 async def _translated(what: str, call: Awaitable[Any]) -> Any:

@@ -72,6 +72,7 @@ def test_failing_pods_are_reported_and_never_delay_the_others(cluster: LocalClus
 
 def test_a_wrong_token_is_refused_and_never_shown(cluster: LocalCluster, operator: OperatorProcess, namespace: str) -> None:
     cluster.kubectl("create", "secret", "generic", "wrong", "-n", namespace, "--from-literal=token=not-the-token-s3cr3t")
+    cluster.kubectl("label", "secret", "wrong", "-n", namespace, "gctuner.dev/token=true")
     apply(cluster, namespace, flask_pod("web-1", OPTED_IN))
     cluster.kubectl("wait", "-n", namespace, "--for=condition=Ready", "pod/web-1", "--timeout=60s")
     apply(cluster, namespace, policy("web", [50000, 20, 100], token_secret="wrong"))
