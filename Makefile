@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help venv binaries node-binaries node-packages node-cluster node-cluster-down node-test free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
+.PHONY: help venv binaries node-binaries node-packages node-test free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
 
 help:  ## list the commands
 	@grep -E '^[a-z0-9-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-13s %s\n", $$1, $$2}'
@@ -29,7 +29,7 @@ free-threaded:  ## build a free-threaded CPython 3.13 for the agent's tests (onc
 pythons:  ## fetch CPython 3.14 and 3.15 (Debian's binaries) for the agent's tests (~20 s once; cached in ~/.cache/gctuner)
 	@tests/fetch-debian-python
 
-demo: binaries  ## the whole thing on a local cluster: operator, pods, a GCPolicy (Ctrl-C stops)
+demo: node-binaries  ## the whole thing on the real node: the operator and the examples' Deployments, a GCPolicy (Ctrl-C stops)
 	@$(BIN)/python -m gctuner_localcluster.demo
 
 lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (make test runs it first)
@@ -56,13 +56,7 @@ node-packages:  ## install the real node's Debian packages (containerd, runc, CN
 	fi
 
 node-binaries: venv node-packages  ## the real node's builds: kubelet, controller-manager, scheduler, pause and the images (cached in ~/.cache/gctuner)
-	@$(BIN)/python -m gctuner_localcluster.realnode build
-
-node-cluster: node-binaries  ## start a local cluster with a real node (containers; root) in the background; prints the export line
-	@$(BIN)/python -m gctuner_localcluster.realnode up
-
-node-cluster-down: venv  ## stop the real-node cluster; nothing left running or mounted
-	@$(BIN)/python -m gctuner_localcluster.realnode down
+	@$(BIN)/gctuner-localcluster build
 
 node-test: node-binaries  ## the end-to-end tests on the real node (pods as containers)
 	@$(BIN)/pytest tests/e2e_node
@@ -82,12 +76,11 @@ prometheus:  ## Debian's prometheus and promtool, for the monitoring tests (root
 bench: binaries wrk  ## the benchmarks (BENCH="name ..." for some); tables in bench/results/
 	@timeout --kill-after=60 3600 $(BIN)/python -m bench $(BENCH)
 
-cluster: binaries  ## start a local cluster in the background; prints the line to export (KUBECONFIG, PATH)
+cluster: node-binaries  ## start the local cluster (a real node: pods are containers; root) in the background; prints the line to export
 	@$(BIN)/gctuner-localcluster up
 
-cluster-down: venv  ## stop the local cluster (and a real-node one)
+cluster-down: venv  ## stop the local cluster; nothing left running or mounted
 	@$(BIN)/gctuner-localcluster down
-	@$(BIN)/python -m gctuner_localcluster.realnode down
 
 operator: venv  ## run the operator in the foreground against the current KUBECONFIG
 	@$(BIN)/gctuner-operator

@@ -1,116 +1,99 @@
-"""``gctuner-localcluster``: the local cluster from the shell (``make cluster``).
+"""``gctuner-localcluster``: the local cluster from the shell.
 
-``up`` starts a supervisor (``run``) in the background and returns once the
-cluster is ready, printing the ``export KUBECONFIG=... PATH=...`` line (kubectl
-and the virtualenv's commands); ``down`` stops it.  The supervisor owns every process of the cluster, so one SIGTERM (or
-Ctrl-C on ``run``) stops them all.
+  up         start the real-node cluster in the background (``make cluster``):
+             containerd, runc and the real kubelet, pods are containers from
+             the repository's own images; prints the ``export`` line
+  up --process
+             the process cluster instead: etcd, kube-apiserver and our small
+             kubelet that runs each pod's command as a local process (what
+             tests/e2e and the hollow-pod benchmarks run in-process; from the
+             shell, to try a docs/ example fast, without containers)
+  down       stop whichever runs (``make cluster-down``); nothing left
+             running or mounted
+  binaries   find or build kube-apiserver, etcd and kubectl (``make binaries``)
+  build      every build the real node needs (``make node-binaries``)
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-from . import binaries
+from . import binaries, supervisor
 from .cluster import REPO_ROOT, LocalCluster
+from .realnode import host
+from .realnode.cluster import RealNodeCluster, cleanup, ensure_all
 
-DEFAULT_DIR = REPO_ROOT / ".gctuner" / "cluster"
-
-
-def _log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+STATE = REPO_ROOT / ".gctuner"
 
 
-def _pid(workdir: Path) -> int | None:
-    try:
-        pid = int((workdir / "pid").read_text())
-        os.kill(pid, 0)
-        return pid
-    except (OSError, ValueError):
-        return None
+def _prepare_real_node(log: supervisor.Log) -> None:
+    host.preflight()
+    ensure_all(log=log)
 
 
-def run(workdir: Path) -> int:
-    """Run the cluster in the foreground until SIGTERM or Ctrl-C."""
-    stop = threading.Event()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(sig, lambda *_: stop.set())
-    (workdir / "ready").unlink(missing_ok=True)
-    with LocalCluster(workdir=workdir, log=_log) as cluster:
-        (workdir / "pid").write_text(str(os.getpid()))
-        (workdir / "ready").write_text(str(cluster.kubeconfig))
-        _log(f"local cluster ready: export KUBECONFIG={cluster.kubeconfig}")
-        stop.wait()
-        _log("stopping the local cluster")
-    (workdir / "ready").unlink(missing_ok=True)
-    (workdir / "pid").unlink(missing_ok=True)
-    return 0
+def _prepare_process(log: supervisor.Log) -> None:
+    binaries.ensure(log=log)
 
 
-def up(workdir: Path, timeout: float = 120) -> int:
-    """Start ``run`` detached; wait until it is ready or has died."""
-    if _pid(workdir):
-        _log("the local cluster is already running (make cluster-down stops it)")
-        print(_exports(workdir))
-        return 0
-    binaries.ensure(log=_log)  # a first build shows its progress here, not in a log file
-    workdir.mkdir(parents=True, exist_ok=True)
-    (workdir / "ready").unlink(missing_ok=True)
-    log_path = workdir / "supervisor.log"
-    with open(log_path, "ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gctuner_localcluster", "run", "--dir", str(workdir)],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout
-    while not (workdir / "ready").exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-20:])
-            _log(f"the local cluster did not start; {log_path} ends with:\n{tail}")
-            return 1
-        time.sleep(0.2)
-    _log(f"local cluster up (etcd, kube-apiserver v{binaries.K8S_VERSION}, local kubelet); logs in {workdir / 'logs'}")
-    print(_exports(workdir))
-    return 0
+REAL_NODE = supervisor.Kind(
+    name="real-node cluster",
+    run_args=(),
+    default_dir=STATE / "cluster",
+    summary=f"v{binaries.K8S_VERSION}; node 127.0.0.1, containerd",
+    start_timeout=600,
+    prepare=_prepare_real_node,
+    make=lambda workdir, log: RealNodeCluster(workdir=workdir, log=log),
+    leftovers=cleanup,
+)
 
-
-def _exports(workdir: Path) -> str:
-    """The line to paste: this cluster's kubeconfig, and kubectl and gctuner on PATH."""
-    tools = f"{binaries.ensure(log=_log).folder}{os.pathsep}{Path(sys.executable).parent}"
-    return f"export KUBECONFIG={workdir / 'kubeconfig'} PATH={tools}{os.pathsep}$PATH"
-
-
-def down(workdir: Path, timeout: float = 60) -> int:
-    pid = _pid(workdir)
-    if pid is None:
-        _log("no local cluster is running")
-        return 0
-    os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _pid(workdir) and time.monotonic() < deadline:
-        time.sleep(0.2)
-    if _pid(workdir):
-        os.killpg(pid, signal.SIGKILL)
-    _log("local cluster stopped")
-    return 0
+PROCESS = supervisor.Kind(
+    name="process cluster",
+    run_args=("--process",),
+    default_dir=STATE / "process-cluster",
+    summary=f"etcd, kube-apiserver v{binaries.K8S_VERSION}, the process kubelet",
+    start_timeout=120,
+    prepare=_prepare_process,
+    make=lambda workdir, log: LocalCluster(workdir=workdir, log=log),
+    leftovers=lambda workdir, log: [],
+)
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(prog="gctuner-localcluster", description=__doc__)
-    parser.add_argument("command", choices=["up", "down", "run", "binaries"])
-    parser.add_argument("--dir", type=Path, default=DEFAULT_DIR, help=f"state folder (default {DEFAULT_DIR})")
+    parser = argparse.ArgumentParser(
+        prog="gctuner-localcluster", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("command", choices=["up", "down", "run", "binaries", "build"])
+    parser.add_argument("--process", action="store_true", help="up/run: the process cluster, not the real node")
+    parser.add_argument("--dir", type=Path, help="state folder (default .gctuner/cluster, .gctuner/process-cluster)")
     args = parser.parse_args()
-    if args.command == "binaries":
-        print(binaries.ensure(log=_log).folder)
-        return 0
-    return {"up": up, "down": down, "run": run}[args.command](args.dir.resolve())
+    kind = PROCESS if args.process else REAL_NODE
+    workdir = (args.dir or kind.default_dir).resolve()
+    try:
+        if args.command == "binaries":
+            print(binaries.ensure(log=supervisor.log).folder)
+            return 0
+        if args.command == "build":
+            ensure_all(log=supervisor.log)
+            return 0
+    except Exception as exc:  # noqa: BLE001  (a build failed: its message says where and what to do)
+        supervisor.log(f"error: {exc}")
+        return 1
+    if args.command == "up":
+        return supervisor.up(kind, workdir)
+    if args.command == "run":
+        return supervisor.run(kind, workdir)
+    return _down([(kind, workdir)] if args.dir else [(k, k.default_dir.resolve()) for k in (REAL_NODE, PROCESS)])
+
+
+def _down(targets: list[tuple[supervisor.Kind, Path]]) -> int:
+    """Stop every cluster of ``targets`` (one ``make cluster-down`` for either kind)."""
+    was_running = [kind for kind, workdir in targets if supervisor.running(workdir)]
+    left_nothing = all([supervisor.down(kind, workdir) for kind, workdir in targets])
+    if not was_running:
+        supervisor.log("no local cluster is running")
+    return 0 if left_nothing else 1
 
 
 if __name__ == "__main__":
