@@ -14,13 +14,10 @@ import uuid
 from collections.abc import Iterator
 
 import pytest
+from nodepods import OVERLAY
 
-from gctuner_localcluster.cluster import REPO_ROOT
 from gctuner_localcluster.realnode.cluster import RealNodeCluster
 from polling import wait_for
-
-OVERLAY = REPO_ROOT / "deploy" / "examples" / "localcluster"
-EXAMPLES = REPO_ROOT / "deploy" / "examples"
 
 
 @pytest.fixture(scope="session")

@@ -16,6 +16,7 @@ from gctuner_localcluster.realnode.cluster import RealNodeCluster
 from polling import wait_for
 
 EXAMPLES = REPO_ROOT / "deploy" / "examples"
+OVERLAY = EXAMPLES / "localcluster"  # deploy/ plus the API server's address as this cluster's pods reach it
 TOKEN = "demo-token-change-me"  # deploy/examples/flask/secret.yaml
 
 
