@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import fcntl
 import secrets
+import shutil
 import socket
 import ssl
 import struct
@@ -51,9 +52,15 @@ def advertise_address() -> str:
 
 
 class Etcd:
-    """A single-member etcd with its data in ``workdir/etcd``."""
+    """A single-member etcd with its data in ``workdir/etcd``, empty at every start.
+
+    Every start makes a new CA and service-account key, and no pod of an
+    earlier run is still running: an old store's tokens, Secrets, pods and
+    node would only mislead (``make cluster`` reuses its folder).
+    """
 
     def __init__(self, assets: Assets, workdir: Path) -> None:
+        self.data_dir = workdir / "etcd"
         self.port = free_port()
         peer_port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -62,7 +69,7 @@ class Etcd:
             "etcd",
             [
                 str(assets.path("etcd")),
-                f"--data-dir={workdir / 'etcd'}",
+                f"--data-dir={self.data_dir}",
                 f"--listen-client-urls={self.url}",
                 f"--advertise-client-urls={self.url}",
                 f"--listen-peer-urls={peer}",
@@ -75,6 +82,7 @@ class Etcd:
         )
 
     def start(self, timeout: float = 30) -> None:
+        shutil.rmtree(self.data_dir, ignore_errors=True)
         self.process.start()
         self.process.wait_until(lambda: http_ok(f"{self.url}/health"), timeout, "healthy")
 
