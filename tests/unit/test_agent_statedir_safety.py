@@ -193,6 +193,33 @@ def test_an_explicit_directory_is_checked_too(tmp_path: Path) -> None:
         StateDir(tmp_path / "link").ensure()
 
 
+def test_a_group_shared_directory_keeps_its_files_open_to_the_group_whatever_the_umask(tmp_path: Path) -> None:
+    """The sidecar and the app run as two users of one group: the one that did
+    not create ``lock`` (the sidecar's POST, the app's autopilot) opens it
+    read-write, so a container's umask 022 must not leave it 0640."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    os.chmod(shared, 0o2770)
+    state_dir = StateDir(shared)
+    previous = os.umask(0o022)
+    try:
+        state_dir.publish(TUNED, "t")
+        pilot = state_dir.lock_pilot()
+        assert pilot is not None
+        os.close(pilot)
+        state_dir.release(state_dir.register())
+        slot = state_dir.register()
+        os.chmod(shared / "lock", 0o640)  # left by an older agent
+        state_dir.publish(OTHER, "t")
+    finally:
+        os.umask(previous)
+    files = [*shared.glob("*"), *shared.glob("procs/*")]
+    assert {p.name for p in files} >= {"lock", "pilot.lock", "desired.json", "generation", f"{slot.key}.lock"}
+    assert {p.name: oct(p.stat().st_mode & 0o7777) for p in files if p.is_file()} == {
+        p.name: "0o660" for p in files if p.is_file()}
+    state_dir.release(slot)
+
+
 @pytest.mark.skipif(os.geteuid() != 0 and not os.environ.get("CI"), reason="chown to another user needs root (CI is root: never skipped there)")
 def test_a_directory_of_another_user_is_refused(tmp_path: Path) -> None:
     other = tmp_path / "other"

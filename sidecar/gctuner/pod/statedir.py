@@ -27,9 +27,10 @@ Nobody else is trusted with it (another local user, a file planted in it):
 - the directory (and ``procs/``) must be a real directory, not a symbolic
   link, owned by this user and writable by nobody else; or, for a volume
   shared by containers that run as different users, *group-shared*: mode
-  ``2770`` (setgid, group-writable) with a group this process is in. Never
-  writable by every user. :meth:`StateDir.ensure` refuses anything else with
-  a :class:`StateDirError` saying what to change;
+  ``2770`` (setgid, group-writable) with a group this process is in, whose
+  files are then ``0660`` whatever the umask (the other user opens the locks
+  read-write). Never writable by every user. :meth:`StateDir.ensure` refuses
+  anything else with a :class:`StateDirError` saying what to change;
 - every file is opened with ``O_NOFOLLOW`` and ``O_NONBLOCK``, must be a
   regular file, and is read up to a size bound: a symbolic link, a FIFO,
   ``/dev/zero``, a huge or deeply nested file is "not ours"
@@ -494,16 +495,24 @@ class StateDir:
             os.close(fd)  # releases the flock
 
     def _open_lock(self, path: Path) -> int:
-        """A lock file, created if needed; never through a link, never a FIFO."""
+        """A lock file, created if needed; never through a link, never a FIFO.
+
+        Opened read-write by whoever writes (the sidecar's POST, the app's
+        autopilot): in a group-shared directory the other user must be able
+        to, whichever of them created it."""
+        mode = self._file_mode()
         try:
-            fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, self._file_mode())
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, mode)
         except OSError as error:
             if error.errno in _LINK_ERRNOS:
                 raise StateDirError(f"{path} is a symbolic link: remove it") from None
             raise
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
             os.close(fd)
             raise StateDirError(f"{path} is not a regular file: remove it")
+        if info.st_uid == os.geteuid() and stat.S_IMODE(info.st_mode) != mode:
+            os.fchmod(fd, mode)  # what the umask took (0640 would lock the group out)
         return fd
 
     def _flock(self, fd: int) -> None:
@@ -552,8 +561,9 @@ class StateDir:
         """Take a new slot; it counts as alive until the process dies or releases it."""
         self.ensure()
         key = f"{os.getpid()}-{secrets.token_hex(4)}"
-        fd = os.open(self._procs / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS,
-                     self._file_mode())  # fmt: skip
+        mode = self._file_mode()
+        fd = os.open(self._procs / f"{key}.lock", os.O_RDWR | os.O_CREAT | os.O_EXCL | _OPEN_FLAGS, mode)
+        os.fchmod(fd, mode)  # what the umask took: the files of a group-shared directory are 0660
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # a new file: never contended
         return Slot(key, fd)
 
