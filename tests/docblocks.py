@@ -17,20 +17,40 @@ must exit 0.
 Normalising keeps what the docs promise and drops what changes between
 runs: spaces collapse (kubectl pads columns to their widest value), and
 timestamps, ages and durations, IP addresses, bare numbers (counts, pause
-numbers, pids, the GC% figures) and kubectl's created/configured/unchanged become
+numbers, pids, the GC% figures), kubectl's created/configured/unchanged (a
+second apply) and the random suffixes of a Deployment's pod names
+(``web-7c6d9f8b5d-x2k4q``: the ReplicaSet's template hash and the pod's
+five characters, both in Kubernetes' vowel-free alphabet) become
 placeholders. Names, threshold lists, states and messages stay exact.
+
+:func:`run` runs a document this way against a cluster: top to bottom, in a
+namespace that the kubeconfig's context makes the default (the docs use the
+default namespace, as a reader would), with the cluster's kubectl and the
+virtualenv's ``gctuner`` on PATH, from the repository root; each command in
+a shell of its own, after the doc's earlier ``export`` lines.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import subprocess
+import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+from polling import wait_for
+
+if TYPE_CHECKING:
+    from gctuner_localcluster.cluster import LocalCluster
 
 SKIP = "<!-- doctest: skip -->"
 ANY_LINES = "..."
+REPO_ROOT = Path(__file__).resolve().parents[1]
 
+_SAFE = "bcdfghjklmnpqrstvwxz2456789"  # k8s.io/apimachinery's rand.SafeEncodeString alphabet
 _VOLATILE = [
+    (re.compile(rf"(?<=[a-z0-9])-[{_SAFE}]{{6,10}}-[{_SAFE}]{{5}}\b"), "-<replicaset>-<pod>"),
     (re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z"), "<time>"),
     (re.compile(r"\b\d+(\.\d+){3}\b"), "<ip>"),
     (re.compile(r"\b(\d+(\.\d+)?(ns|us|µs|ms|s|m|h|d))+\b"), "<duration>"),
@@ -88,3 +108,41 @@ def matches(expected: tuple[str, ...], actual: str, namespace: str = "default") 
     for line in normalise("\n".join(expected)):
         pattern.append(r"(?:[^\n]*\n)*?" if line == ANY_LINES else re.escape(line) + r"\n")
     return re.fullmatch("".join(pattern), "\n".join(normalise(actual, namespace)) + "\n") is not None
+
+
+def run(doc: Path, cluster: LocalCluster, namespace: str, tmp_path: Path, timeout: float = 60) -> None:
+    """Every command of ``doc`` against ``cluster``, as a reader runs them; fail at the first
+    whose output is not the one shown within ``timeout`` seconds (a cluster converges)."""
+    kubeconfig = tmp_path / "kubeconfig"
+    kubeconfig.write_text(cluster.kubeconfig.read_text())
+    cluster.kubectl("config", "set-context", "--current", f"--namespace={namespace}", kubeconfig=kubeconfig)
+    env = {**cluster.env(), "KUBECONFIG": str(kubeconfig)}
+    env["PATH"] = f"{Path(sys.executable).parent}:{env['PATH']}"
+    exports: list[str] = []
+    for command in commands(doc):
+        if not command.expected:
+            done = _shell(command, env, exports)
+            assert done.returncode == 0, f"{command.where}: $ {command.line}\n{done.stdout}{done.stderr}"
+            if command.line.startswith("export "):
+                exports.append(command.line)
+            continue
+        last: list[str] = []
+
+        def shows_it(command: Command = command, last: list[str] = last) -> bool:
+            done = _shell(command, env, exports)
+            last[:] = normalise(done.stdout + done.stderr, namespace)
+            return matches(command.expected, done.stdout + done.stderr, namespace)
+
+        try:
+            wait_for(shows_it, timeout=timeout, what=command.where, interval=1)
+        except AssertionError:
+            shown = "\n".join(normalise("\n".join(command.expected)))
+            raise AssertionError(f"{command.where}: $ {command.line}\nthe doc shows:\n{shown}\nit shows:\n"
+                                 + "\n".join(last)) from None
+
+
+def _shell(command: Command, env: dict[str, str], exports: list[str]) -> subprocess.CompletedProcess[str]:
+    """The command in a shell of its own, after the doc's earlier ``export`` lines (as in the reader's shell)."""
+    script = "\n".join([*exports, command.line])
+    return subprocess.run(["bash", "-o", "pipefail", "-c", script], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)

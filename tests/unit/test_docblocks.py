@@ -54,3 +54,16 @@ def test_dots_stand_for_any_lines_and_the_namespace_for_default() -> None:
     shown = ("Name: web", "Namespace: default", "...", "Events:")
     assert matches(shown, "Name: web\nNamespace: t-1234\nA: 1\nB: 2\nEvents:\n", namespace="t-1234")
     assert not matches(shown, "Name: web\nNamespace: t-1234\nA: 1\n", namespace="t-1234")
+
+
+def test_a_deployments_pod_names_match_whatever_their_random_suffixes() -> None:
+    shown = ("web-7c6d9f8b5d-x2k4q web [50000,20,100] Applied", "pod/web-7c6d9f8b5d-x2k4q condition met")
+    assert matches(shown, "web-5f4b8d9c7-9wzlp web [50000,20,100] Applied\npod/web-5f4b8d9c7-9wzlp condition met\n")
+    assert not matches(shown, "plain-5f4b8d9c7-9wzlp web [50000,20,100] Applied\npod/web-5f4b8d9c7-9wzlp condition met\n")
+    assert normalise("web-1 web-web-crd gctuner-operator-6b8f5c7d9-q2wxz") == ["web-1 web-web-crd gctuner-operator-<replicaset>-<pod>"]
+    assert normalise("a-scheduler-lock web-abcdefgh-abcde") == ["a-scheduler-lock web-abcdefgh-abcde"]  # vowels: not a pod suffix
+
+
+def test_a_second_apply_matches_the_first() -> None:
+    assert matches(("deployment.apps/web created",), "deployment.apps/web unchanged\n")
+    assert not matches(("deployment.apps/web created",), "deployment.apps/web patched\n")
