@@ -7,7 +7,8 @@
   python3 and pip: what the repository's Dockerfiles get as ``--build-arg
   BASE`` instead of a registry's Python image;
 - the repository's own Dockerfiles (``operator/Dockerfile`` with its targets
-  ``operator`` and ``sidecar``, ``deploy/examples/flask/Dockerfile``), built
+  ``operator`` and ``sidecar``, ``deploy/examples/flask/Dockerfile``, the
+  sidecar example's plain app ``deploy/examples/sidecar/Dockerfile``), built
   by buildah from Debian with ``--pull=never``: the images the tests run are
   the ones a user builds.
 
@@ -55,6 +56,7 @@ APP_IMAGES = (
     AppImage("gctuner-operator:0.1.0", "operator/Dockerfile", "operator"),
     AppImage("gctuner-sidecar:0.1.0", "operator/Dockerfile", "sidecar"),
     AppImage("gctuner-example-flask:0.1.0", "deploy/examples/flask/Dockerfile"),
+    AppImage("gctuner-example-plain:0.1.0", "deploy/examples/sidecar/Dockerfile"),  # no gctuner in it
 )
 
 
