@@ -99,9 +99,9 @@ class Builder:
         log_file.parent.mkdir(parents=True, exist_ok=True)
         with open(log_file, "ab") as log:
             log.write(f"\n$ {' '.join(cmd)}\n".encode())
-            log.flush()
-            proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=log)
-            log.write(proc.stdout)
+            proc = subprocess.run(cmd, capture_output=True)
+            # stderr last: buildah's "Error: ..." line must be in the tail quoted below
+            log.write(proc.stdout + proc.stderr)
         if proc.returncode != 0:
             tail = "\n".join(log_file.read_text(errors="replace").splitlines()[-15:])
             raise ImageError(f"{what} failed (exit {proc.returncode}); its log {log_file} ends with:\n{tail}")
