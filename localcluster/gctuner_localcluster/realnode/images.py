@@ -235,7 +235,8 @@ class Builder:
         log_file = self.logs / f"{stem}.log"
         self.log(f"  building {image.name} from {image.dockerfile}{f' (target {image.target})' if image.target else ''}; log {log_file}")
         args = [
-            "bud", "--pull=never", "--layers", "--isolation=chroot", "--network=host",
+            # --force-rm: a failed build leaves no working container mounted in the cache
+            "bud", "--pull=never", "--layers", "--force-rm", "--isolation=chroot", "--network=host",
             "--build-arg", f"BASE={base}", "-f", str(dockerfile), "-t", f"localhost/{image.name}",
         ]
         if image.target:
