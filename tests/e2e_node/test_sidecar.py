@@ -83,7 +83,7 @@ def test_sidecar_tunes_every_worker_of_a_plain_app_run_by_another_user(installed
                                                                        namespace: str) -> None:
     apply_example(installed, namespace, "flask", "secret.yaml")  # the token the sidecar example names
     apply_example(installed, namespace, "sidecar", "deployment.yaml", "policy.yaml")
-    installed.kubectl("rollout", "status", "deployment/plain", "-n", namespace, "--timeout=240s")
+    installed.kubectl("rollout", "status", "deployment/plain", "-n", namespace, "--timeout=110s")
     wait_for(lambda: policy_status(installed, namespace, "plain").get("appliedPods") == 2,
              timeout=90, what="the policy applied to both pods")
     found = pods(installed, namespace, "app=plain")
