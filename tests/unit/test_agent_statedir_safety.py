@@ -278,6 +278,27 @@ def test_a_forked_worker_shares_its_servers_directory_which_goes_at_exit(tmp_pat
     assert not Path(parent).exists()  # removed when the server exited cleanly
 
 
+def test_the_workers_of_a_containers_pid_1_share_its_directory() -> None:
+    """In a container the server is pid 1 (gunicorn as the entry point): its
+    forked workers, whose parent is pid 1, still share its directory. Run in
+    a pid namespace of its own, as a container is."""
+    script = (
+        "import os\n"
+        "from gctuner.pod.statedir import default_state_dir\n"
+        "assert os.getpid() == 1\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    print(default_state_dir(), flush=True); os._exit(0)\n"
+        "os.waitpid(pid, 0)\n"
+        "print(default_state_dir(), flush=True)\n"
+    )
+    done = subprocess.run(["unshare", "--user", "--map-root-user", "--pid", "--fork", "--mount-proc",
+                           sys.executable, "-c", script], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
+    worker, server = done.stdout.split()
+    assert worker == server and "-1-" in server, done.stdout
+
+
 def test_a_restarted_server_starts_with_its_defaults() -> None:
     """A server that died (no clean exit) leaves its directory; the next one
     (perhaps with the same pid: a container's pid 1) never finds it, as the

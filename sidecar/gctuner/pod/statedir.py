@@ -132,7 +132,9 @@ def server_process() -> tuple[int, str]:
     """The pid and start time of the process whose server this one belongs to."""
     pid = os.getpid()
     parent = os.getppid()
-    if parent > 1 and _exe(parent) is not None and _exe(parent) == _exe(pid):
+    # The parent may be pid 1: a container's server (gunicorn as its entry
+    # point). The host's init runs another executable, so it never matches.
+    if parent > 0 and _exe(parent) is not None and _exe(parent) == _exe(pid):
         try:
             if os.getpgid(parent) == os.getpgrp():
                 pid = parent
