@@ -21,6 +21,7 @@ change.  :func:`import_into` loads the archives into a containerd.
 from __future__ import annotations
 
 import dataclasses
+import fcntl
 import hashlib
 import os
 import re
@@ -250,7 +251,21 @@ class Builder:
         return archive
 
     def all(self) -> list[Path]:
-        """Every archive the node imports: pause first, then the repository's images."""
+        """Every archive the node imports: pause first, then the repository's images.
+
+        One build at a time per cache (a second ``make cluster`` or test run
+        waits): two builders would write the same archive and prune each
+        other's."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        with open(self.root / "build.lock", "w") as lock:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                self.log("  waiting for another image build (same cache) to finish ...")
+                fcntl.flock(lock, fcntl.LOCK_EX)
+            return self._all()
+
+    def _all(self) -> list[Path]:
         started = time.monotonic()
         archives = [self.pause()]
         missing = [i for i in APP_IMAGES if not self._cached(i)]
