@@ -51,6 +51,7 @@ class LocalCluster:
         self.kubeconfig = self.workdir / "kubeconfig"
         self.repo_root = repo_root
         self._with_kubelet = kubelet
+        self.node_name = NODE_NAME
         self._log = log
         self.etcd: Etcd | None = None
         self.apiserver: APIServer | None = None
@@ -89,7 +90,7 @@ class LocalCluster:
 
     def _node_ready(self) -> bool:
         try:
-            node = self.api_get(f"/api/v1/nodes/{NODE_NAME}")
+            node = self.api_get(f"/api/v1/nodes/{self.node_name}")
         except OSError:
             return False
         conditions = node.get("status", {}).get("conditions", [])

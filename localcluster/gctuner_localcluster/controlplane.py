@@ -97,7 +97,7 @@ class APIServer:
         self.port = free_port()
         self.url = f"https://127.0.0.1:{self.port}"
         self.admin_token = secrets.token_urlsafe(32)
-        self.pki: Pki = generate(workdir / "pki")
+        self.pki: Pki = self._make_pki(workdir / "pki")
         tokens = workdir / "pki" / "tokens.csv"
         tokens.write_text(f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
         tokens.chmod(0o600)
@@ -113,19 +113,28 @@ class APIServer:
                 f"--tls-cert-file={self.pki.serving_cert}",
                 f"--tls-private-key-file={self.pki.serving_key}",
                 f"--token-auth-file={tokens}",
-                "--authorization-mode=RBAC",
                 "--service-account-issuer=https://kubernetes.default.svc",
                 f"--service-account-key-file={self.pki.sa_public}",
                 f"--service-account-signing-key-file={self.pki.sa_private}",
                 "--service-cluster-ip-range=10.96.0.0/16",
-                # No kube-controller-manager creates the `default` ServiceAccount of
-                # each namespace, so pods must not require one.
-                "--disable-admission-plugins=ServiceAccount",
+                *self._flags(),
                 f"--cert-dir={workdir / 'pki'}",
                 "--v=1",
             ],
             workdir / "logs" / "kube-apiserver.log",
         )
+
+    def _make_pki(self, folder: Path) -> Pki:
+        return generate(folder)
+
+    def _flags(self) -> list[str]:
+        """What differs with a real node (``realnode.components.NodeAPIServer``)."""
+        return [
+            "--authorization-mode=RBAC",
+            # No kube-controller-manager creates the `default` ServiceAccount of
+            # each namespace, so pods must not require one.
+            "--disable-admission-plugins=ServiceAccount",
+        ]
 
     def _ssl_context(self) -> ssl.SSLContext:
         return ssl.create_default_context(cafile=str(self.pki.ca_cert))

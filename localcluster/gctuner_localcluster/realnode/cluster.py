@@ -119,14 +119,6 @@ class RealNodeCluster(LocalCluster):
         host.make_bridge(self.ledger)
         host.make_shared_mount(self.ledger, self.workdir / "node" / "kubelet")
 
-    def _node_ready(self) -> bool:
-        try:
-            node = self.api_get(f"/api/v1/nodes/{NODE_NAME}")
-        except OSError:
-            return False
-        conditions = node.get("status", {}).get("conditions", [])
-        return any(c["type"] == "Ready" and c["status"] == "True" for c in conditions)
-
     def _drain(self, timeout: float = 60) -> None:
         """Delete every pod so the kubelet stops each sandbox through the runtime
         (network namespace, IP, mounts released as a real node does)."""

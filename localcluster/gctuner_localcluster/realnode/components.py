@@ -5,12 +5,10 @@ own log and credentials, configured entirely under the cluster's folder."""
 from __future__ import annotations
 
 import json
-import secrets
 import ssl
 from pathlib import Path
 
-from ..binaries import Assets
-from ..controlplane import ADMIN_USER, APIServer, advertise_address, free_port
+from ..controlplane import APIServer, free_port
 from ..process import ManagedProcess, http_ok
 from . import host
 from .binaries import CNI_PLUGIN_DIR
@@ -27,44 +25,23 @@ class NodeAPIServer(APIServer):
     NodeRestriction, the ServiceAccount admission back on (the controller-manager
     creates each namespace's ``default`` account)."""
 
-    def __init__(self, assets: Assets, workdir: Path, etcd_url: str) -> None:
-        self.port = free_port()
-        self.url = f"https://127.0.0.1:{self.port}"
-        self.admin_token = secrets.token_urlsafe(32)
-        self.node_pki: NodePki = generate(workdir / "pki")
-        self.pki = self.node_pki  # type: ignore[assignment]  (ca_cert, serving_*, sa_* as APIServer expects)
-        tokens = workdir / "pki" / "tokens.csv"
-        tokens.write_text(f'{self.admin_token},{ADMIN_USER},{ADMIN_USER},"system:masters"\n')
-        tokens.chmod(0o600)
+    node_pki: NodePki
+
+    def _make_pki(self, folder: Path) -> NodePki:
+        self.node_pki = generate(folder)
+        return self.node_pki
+
+    def _flags(self) -> list[str]:
         p = self.node_pki
-        self.process = ManagedProcess(
-            "kube-apiserver",
-            [
-                str(assets.path("kube-apiserver")),
-                f"--etcd-servers={etcd_url}",
-                "--bind-address=127.0.0.1",
-                f"--secure-port={self.port}",
-                f"--advertise-address={advertise_address()}",
-                "--endpoint-reconciler-type=none",
-                f"--tls-cert-file={p.serving_cert}",
-                f"--tls-private-key-file={p.serving_key}",
-                f"--client-ca-file={p.ca_cert}",
-                f"--token-auth-file={tokens}",
-                "--authorization-mode=Node,RBAC",
-                "--enable-admission-plugins=NodeRestriction",
-                f"--kubelet-client-certificate={p.apiserver_kubelet_client.cert}",
-                f"--kubelet-client-key={p.apiserver_kubelet_client.key}",
-                f"--kubelet-certificate-authority={p.ca_cert}",
-                "--kubelet-preferred-address-types=InternalIP,Hostname",
-                "--service-account-issuer=https://kubernetes.default.svc",
-                f"--service-account-key-file={p.sa_public}",
-                f"--service-account-signing-key-file={p.sa_private}",
-                "--service-cluster-ip-range=10.96.0.0/16",
-                f"--cert-dir={workdir / 'pki'}",
-                "--v=1",
-            ],
-            workdir / "logs" / "kube-apiserver.log",
-        )
+        return [
+            f"--client-ca-file={p.ca_cert}",
+            "--authorization-mode=Node,RBAC",
+            "--enable-admission-plugins=NodeRestriction",
+            f"--kubelet-client-certificate={p.apiserver_kubelet_client.cert}",
+            f"--kubelet-client-key={p.apiserver_kubelet_client.key}",
+            f"--kubelet-certificate-authority={p.ca_cert}",
+            "--kubelet-preferred-address-types=InternalIP,Hostname",
+        ]
 
 
 def _https_ok(port: int) -> bool:
