@@ -77,6 +77,9 @@ def run(kind: Kind, workdir: Path) -> int:
             log(f"{kind.name} ready")
             stop.wait()
             log(f"stopping the {kind.name}")
+    except Exception as exc:  # noqa: BLE001  (the start already stopped what it started; one line says why)
+        log(f"error: {exc}")
+        return 1
     finally:
         (workdir / "ready").unlink(missing_ok=True)
         (workdir / "pid").unlink(missing_ok=True)
