@@ -8,6 +8,8 @@ the examples' Secret carries.
 from __future__ import annotations
 
 import json
+import subprocess
+import urllib.error
 import urllib.request
 from typing import Any
 
@@ -72,3 +74,25 @@ def deploy_flask(cluster: RealNodeCluster, namespace: str) -> None:
     cluster.kubectl("rollout", "status", "deployment/web", "-n", namespace, "--timeout=180s")
     wait_for(lambda: policy_status(cluster, namespace, "web").get("appliedPods") == 2,
              timeout=90, what="the policy applied to both pods")
+
+
+def post(ip: str, body: dict[str, Any], token: str = TOKEN, port: int = 5000) -> int:
+    """``POST /tune_gc`` to one pod: the HTTP status (a refusal is an answer, not an error)."""
+    request = urllib.request.Request(
+        f"http://{ip}:{port}/tune_gc", data=json.dumps(body).encode(), method="POST",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as error:
+        return int(error.code)
+
+
+def kill_container(cluster: RealNodeCluster, pod: dict[str, Any], container: str = "app") -> None:
+    """SIGKILL a container's processes from the node, as a crash would (a pid 1 cannot be killed from inside)."""
+    status = next(s for s in pod["status"]["containerStatuses"] if s["name"] == container)
+    container_id = status["containerID"].removeprefix("containerd://")
+    assert cluster.containerd is not None
+    subprocess.run([*cluster.containerd.ctr, "-n", "k8s.io", "tasks", "kill", "--all", "--signal", "SIGKILL",
+                    container_id], check=True, capture_output=True, timeout=30)

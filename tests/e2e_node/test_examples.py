@@ -4,7 +4,7 @@ tuned by the operator running from its own image."""
 
 from __future__ import annotations
 
-from nodepods import BALANCED, agent, all_tuned, deploy_flask, pod, pods, ready
+from nodepods import BALANCED, agent, all_tuned, deploy_flask, kill_container, pod, pods, ready
 
 from gctuner_localcluster.realnode.cluster import RealNodeCluster
 from polling import wait_for
@@ -28,9 +28,7 @@ def test_killed_container_is_restarted_and_re_applied(installed: RealNodeCluster
     deploy_flask(installed, namespace)
     first = pods(installed, namespace, "app=web")[0]
     name, ip = first["metadata"]["name"], first["status"]["podIP"]
-    # gunicorn's master is PID 1 of the container: killing it ends the container.
-    installed.kubectl("exec", "-n", namespace, name, "-c", "app", "--", "python3", "-c",
-                      "import os, signal; os.kill(1, signal.SIGKILL)", check=False)
+    kill_container(installed, first)
 
     def restarted() -> bool:
         got = pod(installed, namespace, name)
