@@ -23,7 +23,9 @@ from polling import wait_for
 
 DEPLOY = REPO_ROOT / "deploy"
 MANIFESTS = sorted(p.relative_to(EXAMPLES) for p in EXAMPLES.rglob("*.yaml") if p.name != "kustomization.yaml")
-OVERLAYS = sorted(p.parent.relative_to(EXAMPLES) for p in EXAMPLES.rglob("kustomization.yaml"))
+# What a user applies with -k: kustomizations (a Component is only ever part of one).
+OVERLAYS = sorted(p.parent.relative_to(EXAMPLES) for p in EXAMPLES.rglob("kustomization.yaml")
+                  if yaml.safe_load(p.read_text()).get("kind", "Kustomization") == "Kustomization")
 
 
 def dry_run(cluster: LocalCluster, *args: str) -> str:

@@ -257,7 +257,8 @@ def test_the_rules_are_loaded_and_evaluate(stack: Stack) -> None:
     assert not firing, "nothing is wrong with these pods"
     for record in ("gctuner_process:gc_time_ratio:rate5m", "gctuner_namespace:gc_time_ratio:max_rate5m",
                    "gctuner_pod:gc_pause_seconds:p50_rate5m", "gctuner_policy:pods:max"):
-        assert stack.query(f'{record}{{namespace="{stack.namespace}"}}'), record
+        # a recording rule over a rate has data once two scrapes came in and it was evaluated after them
+        wait_for(lambda record=record: stack.query(f'{record}{{namespace="{stack.namespace}"}}'), timeout=60, what=record)
 
 
 def dashboard_queries() -> list[str]:

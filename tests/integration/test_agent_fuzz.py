@@ -13,9 +13,11 @@ a socket of their own, concurrently across the stacks.
 Asserted, per request: never a 5xx; a well-framed request always gets an
 answer (ill-framed ones may also be dropped). After every batch, per stack:
 the generation moved by exactly the number of POSTs and DELETEs that were
-accepted, and every worker's real ``gc.get_threshold()`` (its ``/`` page)
-is what it was before the batch if none was accepted, else one the batch
-asked for (or the defaults), the same in every worker. So a refused request
+accepted (plus at most those dropped unanswered, which the server may have
+handed to the app before it found their framing broken), and every worker's
+real ``gc.get_threshold()`` (its ``/`` page) is what it was before the batch
+if nothing was published, else one the batch asked for (or the defaults),
+the same in every worker. So a refused request
 that changed anything anywhere fails the run.
 
 50 batches of 200 requests (50 per stack) by default: 10,000 requests;
@@ -257,29 +259,35 @@ def run_batch(stack: Stack, batch: list[Fuzzed], pool: ThreadPoolExecutor) -> No
     before = dict(stack.thresholds)
     statuses = list(pool.map(lambda request: send(stack, request), batch))
     accepted: list[Fuzzed] = []
+    # An ill-framed request may be dropped after the server handed its body
+    # to the app (a broken chunk end, found once the body was read): the
+    # client cannot tell whether it changed anything, so it may have.
+    unknown: list[Fuzzed] = []
     for request, status in zip(batch, statuses):
         key = "dropped" if status is None else str(status)
         COUNTS[key] += 1
         BY_STACK[stack.name][key] += 1
         assert status is None or status < 500, f"{stack.name}: {status} for {request}"
         assert status is not None or not request.well_framed, f"{stack.name}: no answer to {request}"
-        if status in (200, 202) and request.method in ("POST", "DELETE") and request.path.startswith("/tune_gc") \
-                and request.path != "/tune_gc/":
-            accepted.append(request)
+        if request.method in ("POST", "DELETE") and request.path.startswith("/tune_gc") and request.path != "/tune_gc/":
+            if status in (200, 202):
+                accepted.append(request)
+            elif status is None:
+                unknown.append(request)
     ACCEPTED[stack.name] += len(accepted)
 
     tune = f"http://{stack.host}:{stack.port}/tune_gc"
     generation = requests.get(tune, timeout=10).json()["generation"]
-    assert generation == stack.generation + len(accepted), (
-        f"{stack.name}: generation {generation}, expected {stack.generation} + {len(accepted)} accepted: "
-        "a refused request was published")
-    stack.generation = generation
+    assert stack.generation + len(accepted) <= generation <= stack.generation + len(accepted) + len(unknown), (
+        f"{stack.name}: generation {generation}, expected {stack.generation} + {len(accepted)} accepted "
+        f"(+ at most {len(unknown)} dropped unanswered): a refused request was published")
+    published, stack.generation = generation != stack.generation, generation
     now = workers_thresholds(stack)
-    if not accepted:
+    if not published:
         assert {pid: now[pid] for pid in before if pid in now} == {pid: before[pid] for pid in now if pid in before}, (
             f"{stack.name}: thresholds changed by refused requests")
     else:
-        asked = [request.thresholds() for request in accepted if request.method == "POST"]
+        asked = [request.thresholds() for request in [*accepted, *unknown] if request.method == "POST"]
         firsts = {t[0] for t in asked if t} | {t[0] for t in before.values()} | {stack.defaults[0]}
         assert all(t[0] in firsts for t in now.values()), f"{stack.name}: {now} is nothing an accepted request asked"
     stack.thresholds = now
