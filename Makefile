@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-stamp
+# make test's pytest workers: the tests mostly wait on servers, so two share 2 cores;
+# the real node's tests all go to one of them (tests/conftest.py).
+TEST_WORKERS ?= 2
 
 .DEFAULT_GOAL := help
 .PHONY: help venv binaries node-binaries node-packages node-test free-threaded pythons wrk demo lint test unit e2e bench cluster cluster-down operator clean
@@ -37,8 +40,8 @@ lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (ma
 	@$(BIN)/mypy
 	@$(BIN)/lint-imports --no-cache --no-logo
 
-test: lint binaries free-threaded pythons prometheus  ## lint, then unit, integration and end-to-end tests (real kube-apiserver); the agent's on every CPython found
-	@$(BIN)/pytest --ignore=tests/e2e_node  # the real node's tests join once green: make node-test
+test: lint binaries node-binaries free-threaded pythons prometheus  ## lint, then unit, integration and end-to-end tests (real kube-apiserver, and the real node's containers); the agent's on every CPython found
+	@$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
 
 unit: venv prometheus  ## only the fast tests
 	@$(BIN)/pytest tests/unit

@@ -31,3 +31,16 @@ def pytest_collection_finish(session: pytest.Session) -> None:
             f"e2e control plane: kube-apiserver {version.split()[-1]}, etcd and kubectl "
             f"from {assets.folder} (via {assets.source})"
         )
+
+
+REAL_NODE = Path(__file__).parent / "e2e_node"
+
+
+@pytest.hookimpl(tryfirst=True)  # before xdist reads the groups
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Under ``pytest -n`` (make test), every real-node test goes to one worker:
+    one real node per machine, started once. The other tests are spread over
+    the workers, each with a process cluster of its own."""
+    for item in items:
+        if REAL_NODE in item.path.parents:
+            item.add_marker(pytest.mark.xdist_group("real-node"))

@@ -3,7 +3,7 @@
 Each document runs top to bottom in a namespace of its own while the
 session's operator runs (the rules and the runner: tests/docblocks.py).
 The README's commands run on the real node instead, as a reader's do:
-tests/e2e_node/test_docs.py.
+tests/e2e_node/test_readme.py.
 """
 
 from __future__ import annotations
