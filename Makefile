@@ -41,7 +41,7 @@ lint: venv  ## ruff, mypy --strict and the import contracts of .importlinter (ma
 	@$(BIN)/lint-imports --no-cache --no-logo
 
 test: lint binaries node-binaries free-threaded pythons prometheus  ## lint, then unit, integration and end-to-end tests (real kube-apiserver, and the real node's containers); the agent's on every CPython found
-	@$(BIN)/pytest -n $(TEST_WORKERS) --dist loadgroup
+	@$(BIN)/pytest -n $(TEST_WORKERS)
 
 unit: venv prometheus  ## only the fast tests
 	@$(BIN)/pytest tests/unit
