@@ -249,7 +249,8 @@ def test_a_created_directory_is_private_and_files_are_never_followed(state_dir: 
 
 # --- one default directory per server -------------------------------------------
 
-PRINT_DIR = "from gctuner.pod.statedir import default_state_dir; print(default_state_dir())"
+# One write of the line (a print may be two, and two processes share the pipe).
+PRINT_DIR = "import os; from gctuner.pod.statedir import default_state_dir; os.write(1, (str(default_state_dir()) + chr(10)).encode())"
 
 
 def test_two_servers_from_one_shell_get_two_directories() -> None:
