@@ -72,9 +72,9 @@ def kubectl_shown(cluster: RealNodeCluster, *args: str) -> None:
     print("\n".join(f"    {line}" for line in out.rstrip().splitlines()), flush=True)
 
 
-def live_state(ip: str, port: int) -> dict:
+def live_state(ip: str, port: int = 5000, token: str = TOKEN) -> dict:
     """What every process of the pod runs right now (the pod's GET /tune_gc, with the token)."""
-    request = urllib.request.Request(f"http://{ip}:{port}/tune_gc", headers={"Authorization": f"Bearer {TOKEN}"})
+    request = urllib.request.Request(f"http://{ip}:{port}/tune_gc", headers={"Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(request, timeout=5) as response:  # a pod address on the cluster's own bridge
         return json.load(response)
 

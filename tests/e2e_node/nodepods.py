@@ -13,13 +13,12 @@ import urllib.error
 import urllib.request
 from typing import Any
 
-from gctuner_localcluster.cluster import REPO_ROOT
+from gctuner_localcluster.demo import EXAMPLES, OVERLAY, TOKEN, live_state
 from gctuner_localcluster.realnode.cluster import RealNodeCluster
 from polling import wait_for
 
-EXAMPLES = REPO_ROOT / "deploy" / "examples"
-OVERLAY = EXAMPLES / "localcluster"  # deploy/ plus the API server's address as this cluster's pods reach it
-TOKEN = "demo-token-change-me"  # deploy/examples/flask/secret.yaml
+__all__ = ["BALANCED", "EXAMPLES", "OVERLAY", "TOKEN", "agent", "all_tuned", "apply_example", "deploy_flask",
+           "kill_container", "pod", "pods", "policy_status", "post", "ready"]
 
 
 def pods(cluster: RealNodeCluster, namespace: str, selector: str) -> list[dict[str, Any]]:
@@ -38,10 +37,8 @@ def ready(pod: dict[str, Any]) -> bool:
 
 
 def agent(ip: str, token: str = TOKEN, port: int = 5000) -> dict[str, Any]:
-    """``GET /tune_gc`` of one pod (an address on the cluster's bridge)."""
-    request = urllib.request.Request(f"http://{ip}:{port}/tune_gc", headers={"Authorization": f"Bearer {token}"})
-    with urllib.request.urlopen(request, timeout=5) as response:
-        state: dict[str, Any] = json.load(response)
+    """``GET /tune_gc`` of one pod (an address on the cluster's bridge), as the demo reads it."""
+    state: dict[str, Any] = live_state(ip, port, token)
     return state
 
 
